@@ -1,0 +1,157 @@
+// Package storage holds the two halves of where a Binary lives: the ObjectStore
+// that keeps its bytes (S3 or the local filesystem) and the Catalog that keeps
+// its metadata record (Redis or embedded bbolt).
+//
+// Writes go bytes first, record last: an object is written completely under a
+// key no record points at yet, and only then does the Catalog learn of it. A
+// crash in between leaves an orphan object (gc removes it), never a record that
+// points at a missing or partial object.
+//
+// Backends wrap their errors with the sentinels below so that the HTTP layer
+// can map them once without knowing which backend answered.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such object, record or version.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a Put whose version is not the next one.
+	ErrConflict = errors.New("version conflict")
+	// ErrUnavailable: the backend (Redis, S3, disk) could not be reached or
+	// failed; the request may succeed later.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrInvalidRange: an Open whose offset lies past the end of the object.
+	ErrInvalidRange = errors.New("invalid range")
+)
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key         string
+	Size        int64
+	ModTime     time.Time
+	ContentType string
+	// Metadata is the user metadata written with the object (keys lower case).
+	Metadata map[string]string
+}
+
+// PutOptions are written with an object.
+type PutOptions struct {
+	ContentType string
+	// Metadata is user metadata (S3 x-amz-meta-*). Keys are lower-case ASCII
+	// letters, digits and '-'; values are printable ASCII.
+	Metadata map[string]string
+}
+
+// ObjectStore keeps the bytes of Binaries. Keys are relative to the store's
+// own root (bucket+prefix or data directory) and use '/' as separator.
+type ObjectStore interface {
+	// Put streams r to key. It never holds the whole body in memory. If r or
+	// ctx fails, Put returns that error (wrapped) and leaves nothing at key:
+	// readers see either no object or the complete one.
+	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (ObjectInfo, error)
+	// Open reads length bytes starting at offset (length < 0: to the end).
+	// ErrNotFound if the key is missing, ErrInvalidRange if offset >= size
+	// (offset 0 of an empty object is valid). Cancelling ctx aborts the read.
+	Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// Stat returns the object's size and metadata, or ErrNotFound.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// Delete removes key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List calls fn for every object whose key starts with prefix, in key order.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+	// Ping checks the store can be reached (readiness).
+	Ping(ctx context.Context) error
+}
+
+// Ref names a Binary: its FHIR id within a tenant ("" when single-tenant).
+type Ref struct {
+	Tenant string
+	ID     string
+}
+
+// Binary is the catalog's record of one version of a Binary resource.
+type Binary struct {
+	Tenant          string    `json:"tenant,omitempty"`
+	ID              string    `json:"id"`
+	Version         int       `json:"version"`
+	ObjectKey       string    `json:"objectKey,omitempty"`
+	ContentType     string    `json:"contentType,omitempty"`
+	SecurityContext string    `json:"securityContext,omitempty"`
+	Filename        string    `json:"filename,omitempty"`
+	Size            int64     `json:"size"`
+	SHA256          string    `json:"sha256,omitempty"` // lower-case hex
+	Owner           string    `json:"owner,omitempty"`  // client id that owns it
+	LastUpdated     time.Time `json:"lastUpdated"`
+	ExpiresAt       time.Time `json:"expiresAt,omitzero"` // zero: never
+	// Deleted is set on the record Get returns for a deleted Binary (a
+	// tombstone): Version is then the last version and LastUpdated the time
+	// of deletion.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// Ref returns the Binary's name.
+func (b Binary) Ref() Ref { return Ref{Tenant: b.Tenant, ID: b.ID} }
+
+// Expired reports whether the Binary's expiry has passed at now.
+func (b Binary) Expired(now time.Time) bool {
+	return !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt)
+}
+
+// Gone reports whether reads must answer 410: deleted or expired.
+func (b Binary) Gone(now time.Time) bool { return b.Deleted || b.Expired(now) }
+
+// Query selects Binaries for search. Results come in (LastUpdated, ID) order.
+type Query struct {
+	Tenant string
+	Owner  string // only this owner's Binaries ("" = those with no owner)
+	IDs    []string
+	// LastUpdated in [From, To); zero bounds are open.
+	From, To time.Time
+	// Now: records expired at Now are left out.
+	Now    time.Time
+	Count  int    // page size (>0)
+	Cursor string // opaque, from a previous Page.Next; "" = first page
+}
+
+// Page is one page of search results.
+type Page struct {
+	Items []Binary
+	Next  string // cursor of the next page; "" when this is the last
+	Total int    // number of matches over all pages (may count records that expired since they were indexed)
+}
+
+// Catalog keeps Binary records: the current version, every live older
+// version, a tombstone for deleted and expired ones, and a search index.
+type Catalog interface {
+	// Get returns the current record. ErrNotFound if the id was never known.
+	// A deleted Binary returns its tombstone (Deleted set). A Binary whose
+	// expiry passed returns a record with ExpiresAt in the past, even after
+	// the backend dropped the full record (the caller answers 410 from it).
+	Get(ctx context.Context, ref Ref) (Binary, error)
+	// GetVersion returns one version, or ErrNotFound.
+	GetVersion(ctx context.Context, ref Ref, version int) (Binary, error)
+	// History returns every stored version, newest first (ErrNotFound if none).
+	History(ctx context.Context, ref Ref) ([]Binary, error)
+	// Put stores b as the Binary's new current version. b.Version must be one
+	// more than the highest version the id ever had, tombstones included
+	// (1 for a new id); otherwise ErrConflict and nothing changes. A Put after
+	// a delete revives the Binary.
+	Put(ctx context.Context, b Binary) error
+	// Delete turns the Binary into a tombstone at time at, drops its version
+	// records and returns them so the caller can remove their objects.
+	// ErrNotFound if unknown; deleting a tombstone returns (nil, nil).
+	Delete(ctx context.Context, ref Ref, at time.Time) ([]Binary, error)
+	// Search returns one page of live current records matching q.
+	Search(ctx context.Context, q Query) (Page, error)
+	// Walk calls fn for every stored version record (not tombstones), for gc.
+	Walk(ctx context.Context, fn func(Binary) error) error
+	// Ping checks the catalog can be reached (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
