@@ -59,6 +59,7 @@ type Config struct {
 	MultiTenant     bool          // routes under /{tenant}/...
 	TenantClaim     string        // token claim naming the tenant
 	TombstoneTTL    time.Duration // how long a deleted/expired id keeps answering 410
+	RedisPrefix     string        // key prefix in Redis, so gateways can share one server
 	LogLevel        string        // debug, info, warn, error
 	ReadHeaderLimit time.Duration // http.Server ReadHeaderTimeout
 }
@@ -66,7 +67,7 @@ type Config struct {
 // setting describes one variable/flag pair.
 type setting struct {
 	env, flag, def, usage string
-	set               func(c *Config, v string) error
+	set                   func(c *Config, v string) error
 }
 
 func settings() []setting {
@@ -99,6 +100,7 @@ func settings() []setting {
 		{"GATEWAY_MULTI_TENANT", "multi-tenant", "false", "serve FHIR routes under /{tenant}/", func(c *Config, v string) (err error) { c.MultiTenant, err = parseBool(v); return }},
 		{"GATEWAY_TENANT_CLAIM", "tenant-claim", "tenant", "token claim that names the tenant", func(c *Config, v string) error { c.TenantClaim = v; return nonEmpty(v) }},
 		{"GATEWAY_TOMBSTONE_TTL", "tombstone-ttl", "720h", "how long a deleted or expired id keeps answering 410", func(c *Config, v string) (err error) { c.TombstoneTTL, err = positiveDuration(v); return }},
+		{"GATEWAY_REDIS_PREFIX", "redis-prefix", "fbg", "prefix of every Redis key this gateway writes", func(c *Config, v string) error { c.RedisPrefix = v; return nonEmpty(v) }},
 		{"GATEWAY_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", setLogLevel},
 		{"GATEWAY_READ_HEADER_TIMEOUT", "read-header-timeout", "10s", "longest time to read request headers", func(c *Config, v string) (err error) { c.ReadHeaderLimit, err = positiveDuration(v); return }},
 	}

@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/presign"
+	"fhir-binary-gateway/storage"
+)
+
+// content is what a raw download serves: one object and its headers.
+type content struct {
+	key             string
+	size            int64
+	etag            string // strong, quoted; "" when unknown
+	modTime         time.Time
+	contentType     string
+	filename        string
+	expires         time.Time
+	securityContext string
+}
+
+func binaryContent(b storage.Binary) content {
+	ct := content{
+		key:             b.ObjectKey,
+		size:            b.Size,
+		modTime:         b.LastUpdated,
+		contentType:     b.ContentType,
+		filename:        downloadFilename(b),
+		expires:         b.ExpiresAt,
+		securityContext: b.SecurityContext,
+	}
+	if b.SHA256 != "" {
+		ct.etag = strongETag(b.SHA256)
+	}
+	return ct
+}
+
+// setContentHeaders writes the headers every raw answer carries, 304 included.
+func setContentHeaders(h http.Header, ct content) {
+	if ct.etag != "" {
+		h.Set("ETag", ct.etag)
+	}
+	if !ct.modTime.IsZero() {
+		h.Set("Last-Modified", ct.modTime.UTC().Format(http.TimeFormat))
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Disposition", contentDisposition(ct.filename))
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Stored content is never a page of this origin: no scripts, no forms.
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "no-store")
+	if !ct.expires.IsZero() {
+		h.Set("Expires", ct.expires.UTC().Format(http.TimeFormat))
+	}
+	if ct.securityContext != "" {
+		h.Set("X-Security-Context", ct.securityContext)
+	}
+}
+
+// serveContent answers a raw download of ct: 304/412 from the validators,
+// 416 for a range past the end, 307 to a presigned URL when redirecting is
+// chosen, else the bytes streamed with a bounded buffer.
+func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, beforeBody func() error) error {
+	req := c.Request()
+	h := c.Response().Header()
+	v := validator{etag: ct.etag, modTime: ct.modTime}
+	switch evalConditions(req.Header, req.Method, v) {
+	case notModified:
+		setContentHeaders(h, ct)
+		return c.NoContent(http.StatusNotModified)
+	case preconditionFailed:
+		return problem(http.StatusPreconditionFailed, "conflict", "a precondition (If-Match / If-Unmodified-Since) does not hold")
+	}
+
+	rng, kind := byteRange{start: 0, length: ct.size}, rangeNone
+	if rangeApplies(req.Header, v) {
+		if r, k := parseRange(req.Header.Get("Range"), ct.size); k != rangeNone {
+			rng, kind = r, k
+		}
+	}
+	if kind == rangeUnsatisfiable {
+		return problem(http.StatusRequestedRangeNotSatisfiable, "invalid", "the range lies outside the content's %d bytes", ct.size).
+			with("Content-Range", "bytes */"+strconv.FormatInt(ct.size, 10))
+	}
+
+	if allowRedirect && req.Method == http.MethodGet && s.redirects(ct.size) {
+		u, err := s.presignFor(c, ct)
+		if err != nil {
+			s.log.Warn("presign failed; streaming instead", logAttrs(c, "error", err.Error())...)
+		} else if u.URL != "" {
+			if err := beforeBody(); err != nil {
+				return err
+			}
+			h.Set("Cache-Control", "no-store")
+			h.Set("Location", u.URL)
+			h.Set("X-Content-Type-Options", "nosniff")
+			return c.NoContent(http.StatusTemporaryRedirect)
+		}
+	}
+
+	var body io.ReadCloser
+	if req.Method != http.MethodHead && rng.length > 0 {
+		// Open before any header is written, so a missing object is still an
+		// error response rather than a broken 200.
+		var err error
+		body, err = s.objects.Open(req.Context(), ct.key, rng.start, rng.length)
+		if err != nil {
+			return objectError(err)
+		}
+		defer body.Close()
+	}
+	if err := beforeBody(); err != nil {
+		return err
+	}
+	setContentHeaders(h, ct)
+	h.Set(echo.HeaderContentType, ct.contentType)
+	h.Set(echo.HeaderContentLength, strconv.FormatInt(rng.length, 10))
+	status := http.StatusOK
+	if kind == rangeSingle {
+		status = http.StatusPartialContent
+		h.Set("Content-Range", contentRange(rng, ct.size))
+	}
+	c.Response().WriteHeader(status)
+	if body == nil {
+		return nil
+	}
+	return s.copyBody(c, c.Response(), body, rng.length)
+}
+
+// copyBody streams exactly n bytes with a pooled buffer. If the store fails
+// midway the error reaches handleError with the response committed, which
+// aborts the connection: the client sees a short body, never a clean end.
+func (s *Server) copyBody(c echo.Context, dst io.Writer, body io.Reader, n int64) error {
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	// writerOnly hides ReaderFrom so the copy uses the pooled, bounded buffer.
+	written, err := io.CopyBuffer(writerOnly{dst}, io.LimitReader(body, n), *bp)
+	if err == nil && written < n {
+		err = fmt.Errorf("object ended after %d of %d bytes", written, n)
+	}
+	if err != nil {
+		if ctxErr := c.Request().Context().Err(); ctxErr != nil {
+			return ctxErr // the client went away: nothing to report
+		}
+		return fmt.Errorf("streaming aborted: %w", err)
+	}
+	return nil
+}
+
+type writerOnly struct{ io.Writer }
+
+// objectError maps an object-store failure when opening content.
+func objectError(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		// The record outlived its object: a server-side inconsistency.
+		p := problem(http.StatusInternalServerError, "exception", "the stored content is missing")
+		p.cause = err
+		return p
+	case errors.Is(err, storage.ErrInvalidRange):
+		return problem(http.StatusRequestedRangeNotSatisfiable, "invalid", "the range lies outside the content")
+	}
+	return err
+}
+
+// redirects decides, for a GET, whether to answer with a presigned URL.
+func (s *Server) redirects(size int64) bool {
+	if s.signer == nil {
+		return false
+	}
+	switch s.cfg.DownloadMode {
+	case config.ModeRedirect:
+		return true
+	case config.ModeAuto:
+		return size >= s.cfg.RedirectMinSize
+	}
+	return false
+}
+
+func (s *Server) presignFor(c echo.Context, ct content) (presign.URL, error) {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.backendTimeout())
+	defer cancel()
+	return s.signer.Presign(ctx, presign.Request{
+		Key:                ct.key,
+		MaxTTL:             s.cfg.PresignTTL,
+		NotAfter:           ct.expires,
+		Now:                s.now(),
+		ContentType:        ct.contentType,
+		ContentDisposition: contentDisposition(ct.filename),
+		BaseURL:            s.rootURL(c),
+	})
+}
+
+// downloadFilename is the Binary's filename, or its id with an extension
+// that fits its content type.
+func downloadFilename(b storage.Binary) string {
+	if b.Filename != "" {
+		return b.Filename
+	}
+	return b.ID + extensionFor(b.ContentType)
+}
+
+var knownExtensions = map[string]string{
+	"application/fhir+ndjson": ".ndjson",
+	"application/x-ndjson":    ".ndjson",
+	"application/ndjson":      ".ndjson",
+	"application/fhir+json":   ".json",
+	"application/json":        ".json",
+	"application/pdf":         ".pdf",
+	"image/png":               ".png",
+	"image/jpeg":              ".jpg",
+	"text/plain":              ".txt",
+	"text/csv":                ".csv",
+}
+
+func extensionFor(contentType string) string {
+	mt := baseType(contentType)
+	if ext, ok := knownExtensions[mt]; ok {
+		return ext
+	}
+	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
+		return exts[0]
+	}
+	return ".bin"
+}
+
+// contentDisposition always says attachment, so that stored HTML or SVG is
+// never rendered by a browser as a page of the gateway or of S3.
+func contentDisposition(filename string) string {
+	plain := safeFilename(filename)
+	v := `attachment; filename="` + plain + `"`
+	if plain != filename {
+		v += "; filename*=UTF-8''" + rfc5987(filename)
+	}
+	return v
+}
+
+// safeFilename keeps a base name of printable ASCII without quotes or
+// backslashes (for the plain filename= parameter).
+func safeFilename(name string) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	var b strings.Builder
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == ';' {
+			b.WriteByte('_')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	if out == "" || out == "." || out == "/" || out == ".." {
+		return "download"
+	}
+	return out
+}
+
+// rfc5987 percent-encodes a filename for filename*=UTF-8”.
+func rfc5987(s string) string {
+	s = path.Base(strings.ReplaceAll(s, `\`, "/"))
+	const keep = "!#$&+-.^_`|~"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte(keep, ch) >= 0 {
+			b.WriteByte(ch)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", ch)
+	}
+	return b.String()
+}

@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/storage"
+)
+
+// Download operations on an instance; both answer the raw content.
+const (
+	opBinaryAccessRead = "$binary-access-read"
+	opExportDownload   = "$export-download"
+	opHistory          = "_history"
+)
+
+// pathParam returns a path parameter unescaped (a client may write $ as %24).
+func pathParam(c echo.Context, name string) string {
+	v := c.Param(name)
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
+
+// binaryID returns the validated id path parameter.
+func binaryID(c echo.Context) (string, error) {
+	id := pathParam(c, "id")
+	if !validID(id) {
+		return "", badRequest("%q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", truncate(id, 80))
+	}
+	return id, nil
+}
+
+// loadCurrent reads the current record of the Binary named in the path and
+// applies existence, access and expiry rules: 404 for unknown (or not the
+// caller's), 410 for deleted or expired.
+func (s *Server) loadCurrent(c echo.Context, act action) (storage.Binary, error) {
+	id, err := binaryID(c)
+	if err != nil {
+		return storage.Binary{}, err
+	}
+	ref := s.ref(c, id)
+	ctx, cancel := s.catalogCtx(c)
+	defer cancel()
+	b, err := s.catalog.Get(ctx, ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		return b, notFound(id)
+	}
+	if err != nil {
+		return b, err
+	}
+	if err := s.authorize(c, act, &b); err != nil {
+		return b, err
+	}
+	return b, s.checkLive(b)
+}
+
+// checkLive answers 410 for a deleted or expired Binary.
+func (s *Server) checkLive(b storage.Binary) error {
+	switch {
+	case b.Deleted:
+		return problem(http.StatusGone, "deleted", "Binary/%s was deleted", b.ID)
+	case b.Expired(s.now()):
+		return problem(http.StatusGone, "deleted", "Binary/%s expired at %s", b.ID, fhirTime(b.ExpiresAt))
+	}
+	return nil
+}
+
+// read is GET /Binary/{id}: FHIR JSON when asked for, else the raw content.
+func (s *Server) read(c echo.Context) error {
+	b, err := s.loadCurrent(c, actRead)
+	if err != nil {
+		return err
+	}
+	return s.represent(c, b)
+}
+
+// represent answers one version by content negotiation.
+func (s *Server) represent(c echo.Context, b storage.Binary) error {
+	q := c.QueryParams()
+	rep, p := negotiate(c.Request().Header.Get("Accept"), q.Get("_format"), b.ContentType, false)
+	if p != nil {
+		return p
+	}
+	if rep == repRaw {
+		s.noteSubtype(c, "read")
+		return s.serveContent(c, binaryContent(b), true, s.auditBeforeBody(c))
+	}
+	summary, err := summaryParam(q.Get("_summary"))
+	if err != nil {
+		return err
+	}
+	return s.writeBinaryJSON(c, b, !summary && b.Size <= s.cfg.InlineMaxSize)
+}
+
+// summaryParam: true when _summary asks to leave data out.
+func summaryParam(v string) (bool, error) {
+	switch v {
+	case "", "false":
+		return false, nil
+	case "true", "text", "data":
+		return true, nil
+	}
+	return false, badRequest("_summary=%q is not supported here (use true or false)", truncate(v, 40))
+}
+
+// operation is GET/HEAD /Binary/{id}/{op}: the download operations and history.
+func (s *Server) operation(c echo.Context) error {
+	switch op := pathParam(c, "op"); op {
+	case opBinaryAccessRead, opExportDownload:
+		return s.download(c)
+	case opHistory:
+		return s.history(c)
+	default:
+		return problem(http.StatusNotFound, "not-supported", "Binary has no operation %q", truncate(op, 60))
+	}
+}
+
+// download is $binary-access-read and $export-download: the raw bytes.
+func (s *Server) download(c echo.Context) error {
+	b, err := s.loadCurrent(c, actRead)
+	if err != nil {
+		return err
+	}
+	if _, p := negotiate(c.Request().Header.Get("Accept"), "", b.ContentType, true); p != nil {
+		return p
+	}
+	s.noteSubtype(c, "operation")
+	return s.serveContent(c, binaryContent(b), true, s.auditBeforeBody(c))
+}
+
+// writeBinaryJSON writes the Binary resource; with data, the content is
+// base64-encoded as it streams from the store, never held whole.
+func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, withData bool) error {
+	h := c.Response().Header()
+	etag := weakETag(b.Version)
+	h.Set("ETag", etag)
+	h.Set("Last-Modified", b.LastUpdated.UTC().Format(http.TimeFormat))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagListMatch(inm, etag, false) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	head, err := json.Marshal(toBinaryJSON(b))
+	if err != nil {
+		return err
+	}
+	var body io.ReadCloser
+	if withData && b.Size > 0 && c.Request().Method != http.MethodHead {
+		if body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size); err != nil {
+			return objectError(err)
+		}
+		defer body.Close()
+	}
+	if err := s.auditBeforeBody(c)(); err != nil {
+		return err
+	}
+	h.Set(echo.HeaderContentType, mimeFHIRJSON)
+	if !withData {
+		return c.Blob(http.StatusOK, mimeFHIRJSON, head)
+	}
+	dataLen := int64(base64.StdEncoding.EncodedLen(int(b.Size)))
+	prefix := append(head[:len(head)-1:len(head)-1], []byte(`,"data":"`)...)
+	h.Set(echo.HeaderContentLength, strconv.FormatInt(int64(len(prefix))+dataLen+2, 10))
+	c.Response().WriteHeader(http.StatusOK)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
+	w := c.Response()
+	if _, err := w.Write(prefix); err != nil {
+		return err
+	}
+	if body != nil {
+		enc := base64.NewEncoder(base64.StdEncoding, w)
+		if err := s.copyBody(c, enc, body, b.Size); err != nil {
+			return err
+		}
+		if err := enc.Close(); err != nil {
+			return err
+		}
+	}
+	_, err = w.Write([]byte(`"}`))
+	return err
+}
+
+// signedDownload serves a URL the gateway's own signer issued (filesystem
+// store): the signature and expiry stand in for the bearer token.
+func (s *Server) signedDownload(c echo.Context) error {
+	if s.verifySigned == nil {
+		return problem(http.StatusNotFound, "not-found", "no such route")
+	}
+	key := strings.TrimPrefix(c.Param("*"), "/")
+	if k, err := url.PathUnescape(key); err == nil {
+		key = k
+	}
+	g, err := s.verifySigned(key, c.QueryParams(), s.now())
+	if err != nil {
+		return problem(http.StatusForbidden, "forbidden", "the signed URL is invalid or has expired")
+	}
+	info, err := s.objects.Stat(c.Request().Context(), g.Key)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return problem(http.StatusGone, "deleted", "the content is no longer available")
+		}
+		return err
+	}
+	ct := content{key: g.Key, size: info.Size, modTime: info.ModTime, contentType: g.ContentType}
+	ct.filename = filenameFromDisposition(g.ContentDisposition)
+	return s.serveContent(c, ct, false, func() error { return nil })
+}
+
+func filenameFromDisposition(cd string) string {
+	if cd == "" {
+		return "download"
+	}
+	if _, params, err := parseDisposition(cd); err == nil && params["filename"] != "" {
+		return params["filename"]
+	}
+	return "download"
+}

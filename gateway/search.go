@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/storage"
+)
+
+const (
+	defaultCount = 50
+	maxCount     = 1000
+)
+
+// search is GET /Binary: _id, _lastUpdated, _count, _summary=count, paged
+// by an opaque cursor from the catalog's index (never a scan per page).
+func (s *Server) search(c echo.Context) error {
+	s.noteSubtype(c, "search-type")
+	if err := s.authorize(c, actSearch, nil); err != nil {
+		return err
+	}
+	if _, p := negotiate(c.Request().Header.Get("Accept"), c.QueryParam("_format"), "application/fhir+json", false); p != nil {
+		return p
+	}
+	params := c.QueryParams()
+	q := storage.Query{Tenant: s.tenant(c), Owner: s.clientID(c), Now: s.now(), Count: defaultCount, Cursor: params.Get("_cursor")}
+	for _, v := range params["_id"] {
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); !validID(id) {
+				return badRequest("_id %q is not a valid id", truncate(id, 80))
+			}
+			q.IDs = append(q.IDs, id)
+		}
+	}
+	for _, v := range params["_lastUpdated"] {
+		from, to, err := lastUpdatedRange(v)
+		if err != nil {
+			return err
+		}
+		if !from.IsZero() && (q.From.IsZero() || from.After(q.From)) {
+			q.From = from
+		}
+		if !to.IsZero() && (q.To.IsZero() || to.Before(q.To)) {
+			q.To = to
+		}
+	}
+	if v := params.Get("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return badRequest("_count %q is not a non-negative number", truncate(v, 20))
+		}
+		q.Count = min(n, maxCount)
+	}
+	summaryCount := params.Get("_summary") == "count"
+	if summaryCount || q.Count == 0 {
+		q.Count = 1
+	}
+	ctx, cancel := s.catalogCtx(c)
+	defer cancel()
+	page, err := s.catalog.Search(ctx, q)
+	if err != nil {
+		return err
+	}
+	base := s.baseURL(c)
+	total := page.Total
+	out := bundle{ResourceType: "Bundle", Type: "searchset", Total: &total}
+	out.Link = append(out.Link, bundleLink{Relation: "self", URL: searchURL(base, params, q.Cursor)})
+	if summaryCount || params.Get("_count") == "0" {
+		return s.writeBundle(c, out)
+	}
+	if page.Next != "" {
+		out.Link = append(out.Link, bundleLink{Relation: "next", URL: searchURL(base, params, page.Next)})
+	}
+	for _, b := range page.Items {
+		out.Entry = append(out.Entry, bundleEntry{FullURL: base + "/Binary/" + b.ID, Resource: toBinaryJSON(b), Search: &entrySearch{Mode: "match"}})
+	}
+	return s.writeBundle(c, out)
+}
+
+// searchURL rebuilds the search with the given cursor, keeping the
+// parameters in a stable order.
+func searchURL(base string, params url.Values, cursor string) string {
+	q := url.Values{}
+	for _, k := range []string{"_id", "_lastUpdated", "_count", "_summary", "_format"} {
+		if vs, ok := params[k]; ok {
+			q[k] = vs
+		}
+	}
+	if cursor != "" {
+		q.Set("_cursor", cursor)
+	}
+	if len(q) == 0 {
+		return base + "/Binary"
+	}
+	return base + "/Binary?" + q.Encode()
+}
+
+// lastUpdatedRange turns one _lastUpdated value (prefix + FHIR dateTime of
+// any precision) into a half-open [from, to) bound; zero means open.
+func lastUpdatedRange(v string) (time.Time, time.Time, error) {
+	prefix := "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+	}
+	lo, hi, err := dateTimeSpan(v)
+	if err != nil {
+		return time.Time{}, time.Time{}, badRequest("_lastUpdated %q: %v", truncate(v, 40), err)
+	}
+	switch prefix {
+	case "eq":
+		return lo, hi, nil
+	case "ge":
+		return lo, time.Time{}, nil
+	case "gt":
+		return hi, time.Time{}, nil
+	case "le":
+		return time.Time{}, hi, nil
+	case "lt":
+		return time.Time{}, lo, nil
+	}
+	return time.Time{}, time.Time{}, badRequest("_lastUpdated prefix %q is not supported (eq, ge, gt, le, lt)", prefix)
+}
+
+var dateLayouts = []struct {
+	layout string
+	step   func(time.Time) time.Time
+}{
+	{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
+	{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+	{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+	{"2006-01-02T15:04Z07:00", func(t time.Time) time.Time { return t.Add(time.Minute) }},
+	{"2006-01-02T15:04:05Z07:00", func(t time.Time) time.Time { return t.Add(time.Second) }},
+}
+
+// dateTimeSpan is the interval a FHIR dateTime of its precision covers.
+func dateTimeSpan(v string) (time.Time, time.Time, error) {
+	for _, l := range dateLayouts {
+		if t, err := time.Parse(l.layout, v); err == nil {
+			return t.UTC(), l.step(t).UTC(), nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		frac := v[strings.IndexByte(v, '.')+1:]
+		digits := len(frac) - len(strings.TrimLeft(frac, "0123456789"))
+		unit := time.Duration(1)
+		for i := digits; i < 9; i++ {
+			unit *= 10
+		}
+		return t.UTC(), t.Add(unit).UTC(), nil
+	}
+	return time.Time{}, time.Time{}, errBadDate
+}
+
+var errBadDate = errors.New("not a FHIR dateTime such as 2024-01-15 or 2024-01-15T10:30:00Z")

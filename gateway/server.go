@@ -1,0 +1,173 @@
+// Package gateway is the HTTP face of the service: echo routes, FHIR
+// representations, error mapping, access checks and audit. It sees storage
+// and presigning only through their interfaces; no AWS or Redis type enters.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/presign"
+	"fhir-binary-gateway/storage"
+)
+
+// Deps is everything the gateway is built from.
+type Deps struct {
+	Config  config.Config
+	Objects storage.ObjectStore
+	Catalog storage.Catalog
+	// Presigner issues redirect URLs; nil means every download is streamed.
+	Presigner presign.Presigner
+	// VerifySigned, when the Presigner is the gateway's own HMAC signer,
+	// checks a URL it signed so the gateway can serve it.
+	VerifySigned func(key string, q url.Values, now time.Time) (SignedGrant, error)
+	Logger       *slog.Logger
+	// Now is the clock (tests move it); nil means time.Now.
+	Now func() time.Time
+	// Version is the build's version string.
+	Version string
+}
+
+// SignedGrant is what a verified self-signed URL allows: one object, served
+// with this type and disposition.
+type SignedGrant struct {
+	Key, ContentType, ContentDisposition string
+}
+
+// Server is the gateway's HTTP handler.
+type Server struct {
+	cfg          config.Config
+	objects      storage.ObjectStore
+	catalog      storage.Catalog
+	signer       presign.Presigner
+	verifySigned func(key string, q url.Values, now time.Time) (SignedGrant, error)
+	log          *slog.Logger
+	now          func() time.Time
+	version      string
+	echo         *echo.Echo
+	bufs         sync.Pool
+}
+
+// New builds the Server and its routes.
+func New(d Deps) *Server {
+	s := &Server{
+		cfg:          d.Config,
+		objects:      d.Objects,
+		catalog:      d.Catalog,
+		signer:       d.Presigner,
+		verifySigned: d.VerifySigned,
+		log:          d.Logger,
+		now:          d.Now,
+		version:      d.Version,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.bufs.New = func() any { b := make([]byte, 64<<10); return &b }
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestID, s.recoverPanics, s.accessLog)
+	s.routes(e)
+	s.echo = e
+	return s
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) routes(e *echo.Echo) {
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	base := e.Group(s.cfg.BasePath)
+	base.Match([]string{http.MethodGet, http.MethodHead}, "/_signed/*", s.signedDownload)
+	if s.cfg.BasePath != "" {
+		// Health also answers under the base path, where an API gateway may
+		// route only that prefix to the service.
+		base.GET("/healthz", s.healthz)
+		base.GET("/readyz", s.readyz)
+	}
+
+	fhir := base
+	if s.cfg.MultiTenant {
+		fhir = base.Group("/:tenant")
+	}
+	get := []string{http.MethodGet, http.MethodHead}
+	fhir.GET("/metadata", s.capabilities)
+	fhir.POST("/Binary", s.create)
+	fhir.GET("/Binary", s.search)
+	fhir.POST("/Binary/:op", s.importOp)
+	fhir.Match(get, "/Binary/:id", s.read)
+	fhir.PUT("/Binary/:id", s.update)
+	fhir.DELETE("/Binary/:id", s.remove)
+	fhir.Match(get, "/Binary/:id/:op", s.operation)
+	fhir.Match(get, "/Binary/:id/_history/:vid", s.vread)
+}
+
+// healthz answers while the process can serve at all.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only when the catalog and the object store both answer.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.backendTimeout())
+	defer cancel()
+	status := map[string]string{"catalog": "ok", "objects": "ok"}
+	ready := true
+	if err := s.catalog.Ping(ctx); err != nil {
+		status["catalog"], ready = err.Error(), false
+	}
+	if err := s.objects.Ping(ctx); err != nil {
+		status["objects"], ready = err.Error(), false
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if !ready {
+		c.Response().Header().Set("Retry-After", "2")
+		return c.JSON(http.StatusServiceUnavailable, status)
+	}
+	return c.JSON(http.StatusOK, status)
+}
+
+func (s *Server) backendTimeout() time.Duration {
+	if s.cfg.BackendTimeout > 0 {
+		return s.cfg.BackendTimeout
+	}
+	return 2 * time.Second
+}
+
+// catalogCtx bounds one catalog call so a hung Redis gives 503, not a hang.
+func (s *Server) catalogCtx(c echo.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request().Context(), s.backendTimeout())
+}
+
+// baseURL is the external base of the FHIR routes (before /Binary).
+func (s *Server) baseURL(c echo.Context) string {
+	base := s.cfg.BaseURL
+	if base == "" {
+		base = c.Scheme() + "://" + c.Request().Host + s.cfg.BasePath
+	}
+	if t := c.Param("tenant"); s.cfg.MultiTenant && t != "" {
+		base += "/" + t
+	}
+	return base
+}
+
+// rootURL is the external base without the tenant segment (signed URLs).
+func (s *Server) rootURL(c echo.Context) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
+	}
+	return c.Scheme() + "://" + c.Request().Host + s.cfg.BasePath
+}

@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/storage"
+)
+
+// update is PUT /Binary/{id}: a new version, or update-as-create for an id
+// that does not exist yet. If-Match: W/"n" makes it conditional.
+func (s *Server) update(c echo.Context) error {
+	s.noteSubtype(c, "update")
+	id, err := binaryID(c)
+	if err != nil {
+		return err
+	}
+	ifMatch, conditional, err := ifMatchVersion(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	ref := s.ref(c, id)
+	ctx, cancel := s.catalogCtx(c)
+	cur, err := s.catalog.Get(ctx, ref)
+	cancel()
+	status := http.StatusOK
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if err := s.authorize(c, actCreate, nil); err != nil {
+			return err
+		}
+		if conditional {
+			return problem(http.StatusPreconditionFailed, "conflict", "Binary/%s does not exist, so If-Match cannot hold", id)
+		}
+		cur, status = storage.Binary{}, http.StatusCreated
+	case err != nil:
+		return err
+	default:
+		if err := s.authorize(c, actUpdate, &cur); err != nil {
+			return err
+		}
+		if cur.Gone(s.now()) {
+			// Writing to a deleted or expired id revives it as a new version.
+			status = http.StatusCreated
+		}
+		if conditional && (status == http.StatusCreated || ifMatch != cur.Version) {
+			return problem(http.StatusPreconditionFailed, "conflict", "If-Match %s does not match the current version W/\"%d\"", weakETag(ifMatch), cur.Version)
+		}
+	}
+	wr, err := s.writeRequestFrom(c)
+	if err != nil {
+		return err
+	}
+	wr.ref, wr.version = ref, cur.Version+1
+	if cur.Owner != "" && status == http.StatusOK {
+		wr.owner = cur.Owner // an update never moves a Binary to another client
+	}
+	b, err := s.storeBody(c, wr, id)
+	if err != nil {
+		var p *Problem
+		if conditional && errors.As(err, &p) && p.Status == http.StatusConflict {
+			return problem(http.StatusPreconditionFailed, "conflict", "Binary/%s changed while this update was sent", id)
+		}
+		return err
+	}
+	return s.written(c, b, status)
+}
+
+// ifMatchVersion reads If-Match: W/"n" (a strong "n" is accepted too).
+func ifMatchVersion(h string) (int, bool, error) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false, nil
+	}
+	v := strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, false, badRequest(`If-Match %q is not a version ETag such as W/"3"`, truncate(h, 40))
+	}
+	return n, true, nil
+}
+
+// remove is DELETE /Binary/{id}: the Binary becomes a tombstone (reads
+// answer 410) and its objects are removed; what can't be removed now is
+// left for gc, which finds objects no record points at.
+func (s *Server) remove(c echo.Context) error {
+	s.noteSubtype(c, "delete")
+	id, err := binaryID(c)
+	if err != nil {
+		return err
+	}
+	ref := s.ref(c, id)
+	ctx, cancel := s.catalogCtx(c)
+	defer cancel()
+	cur, err := s.catalog.Get(ctx, ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound(id)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(c, actDelete, &cur); err != nil {
+		return err
+	}
+	if !cur.Deleted {
+		removed, err := s.catalog.Delete(ctx, ref, s.now().UTC())
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		s.removeObjects(removed)
+	}
+	if err := s.auditBeforeBody(c)(); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.NoContent(http.StatusNoContent)
+}
+
+// removeObjects deletes the objects of dropped versions, detached from the
+// request so a client that hangs up does not leave them half-done.
+func (s *Server) removeObjects(versions []storage.Binary) {
+	if len(versions) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*s.backendTimeout())
+	defer cancel()
+	for _, v := range versions {
+		if v.ObjectKey == "" {
+			continue
+		}
+		if err := s.objects.Delete(ctx, v.ObjectKey); err != nil {
+			s.log.Warn("object left for gc", "key", v.ObjectKey, "error", err.Error())
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package storage
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Key layout inside an object store. Everything the gateway writes lives
+// under these prefixes; gc never looks outside them, so files an export
+// pipeline keeps elsewhere in the bucket are safe until imported.
+const (
+	// BinariesPrefix holds the content the gateway wrote: one object per
+	// version, its Binary's metadata carried as object metadata.
+	BinariesPrefix = "binaries/"
+	// ImportsPrefix holds one small JSON manifest per imported Binary
+	// version, since an imported object's own metadata can't be changed.
+	ImportsPrefix = "imports/"
+)
+
+// ObjectMetadata is what an object carries of its Binary, so that the
+// objects alone are enough to rebuild the catalog (reindex). The SHA-256 is
+// not known until the bytes have been written, so reindex recomputes it.
+func ObjectMetadata(b Binary) map[string]string {
+	m := map[string]string{
+		"binary-id":      b.ID,
+		"binary-version": strconv.Itoa(b.Version),
+		"content-type":   escapeMeta(b.ContentType),
+		"last-updated":   b.LastUpdated.UTC().Format(time.RFC3339Nano),
+	}
+	put := func(k, v string) {
+		if v != "" {
+			m[k] = escapeMeta(v)
+		}
+	}
+	put("tenant", b.Tenant)
+	put("security-context", b.SecurityContext)
+	put("filename", b.Filename)
+	put("owner", b.Owner)
+	if !b.ExpiresAt.IsZero() {
+		m["expires-at"] = b.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	return m
+}
+
+// BinaryFromObject rebuilds a Binary record (all but SHA256) from an object
+// written with ObjectMetadata.
+func BinaryFromObject(info ObjectInfo) (Binary, error) {
+	m := info.Metadata
+	get := func(k string) string { return unescapeMeta(m[k]) }
+	b := Binary{
+		Tenant:          get("tenant"),
+		ID:              get("binary-id"),
+		ObjectKey:       info.Key,
+		ContentType:     get("content-type"),
+		SecurityContext: get("security-context"),
+		Filename:        get("filename"),
+		Owner:           get("owner"),
+		Size:            info.Size,
+	}
+	if b.ID == "" {
+		return b, fmt.Errorf("object %s carries no binary-id", info.Key)
+	}
+	v, err := strconv.Atoi(get("binary-version"))
+	if err != nil || v < 1 {
+		return b, fmt.Errorf("object %s: bad binary-version %q", info.Key, get("binary-version"))
+	}
+	b.Version = v
+	if b.LastUpdated, err = time.Parse(time.RFC3339Nano, get("last-updated")); err != nil {
+		b.LastUpdated = info.ModTime
+	}
+	if e := get("expires-at"); e != "" {
+		if b.ExpiresAt, err = time.Parse(time.RFC3339Nano, e); err != nil {
+			return b, fmt.Errorf("object %s: bad expires-at %q", info.Key, e)
+		}
+	}
+	if b.ContentType == "" {
+		b.ContentType = info.ContentType
+	}
+	return b, nil
+}
+
+// escapeMeta keeps metadata values printable ASCII (they travel as S3
+// headers); anything else is percent-encoded behind a marker.
+func escapeMeta(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return "pct:" + url.QueryEscape(v)
+		}
+	}
+	if strings.HasPrefix(v, "pct:") {
+		return "pct:" + url.QueryEscape(v)
+	}
+	return v
+}
+
+func unescapeMeta(v string) string {
+	if rest, ok := strings.CutPrefix(v, "pct:"); ok {
+		if u, err := url.QueryUnescape(rest); err == nil {
+			return u
+		}
+	}
+	return v
+}

@@ -1,0 +1,118 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"fhir-binary-gateway/storage"
+)
+
+// GCOptions tune GC.
+type GCOptions struct {
+	Now time.Time
+	// Grace protects objects younger than this that no record names yet:
+	// an upload in flight writes its object before its record.
+	Grace    time.Duration
+	DryRun   bool
+	Progress Progress
+}
+
+// GCReport lists what GC removed (or, in a dry run, would remove).
+type GCReport struct {
+	Scanned int
+	Removed []string // object keys, with the reason after a space
+	Kept    int
+}
+
+// GC removes the objects of expired versions, the objects of deleted
+// Binaries that a delete could not remove, and orphans (an upload that
+// crashed before its record) older than the grace period. It looks only
+// under the gateway's own prefixes, plus imported objects whose Binary has
+// expired or is gone.
+func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalog, o GCOptions) (GCReport, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	var rep GCReport
+	live := map[string]bool{}
+	expired := map[string]bool{}
+	err := catalog.Walk(ctx, func(b storage.Binary) error {
+		keys := []string{b.ObjectKey}
+		if Imported(b) {
+			keys = append(keys, ManifestKey(b))
+		}
+		for _, k := range keys {
+			if b.Expired(o.Now) {
+				expired[k] = true
+			} else {
+				live[k] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reading the catalog: %w", err)
+	}
+	remove := func(key, why string) error {
+		rep.Removed = append(rep.Removed, key+" "+why)
+		if o.DryRun {
+			return nil
+		}
+		return objects.Delete(ctx, key)
+	}
+	for _, prefix := range []string{storage.BinariesPrefix, storage.ImportsPrefix} {
+		err := objects.List(ctx, prefix, func(info storage.ObjectInfo) error {
+			rep.Scanned++
+			if o.Progress != nil {
+				o.Progress(rep.Scanned)
+			}
+			switch {
+			case live[info.Key]:
+				rep.Kept++
+				return nil
+			case expired[info.Key]:
+				return remove(info.Key, "(expired)")
+			case o.Now.Sub(info.ModTime) < o.Grace:
+				rep.Kept++ // maybe an upload whose record is being written
+				return nil
+			}
+			if strings.HasPrefix(info.Key, storage.ImportsPrefix) {
+				// The imported object goes with its manifest, unless a live
+				// record (another import of the same file) still needs it.
+				if b, err := readManifest(ctx, objects, info.Key); err == nil && !live[b.ObjectKey] {
+					if err := remove(b.ObjectKey, "(imported, no live record)"); err != nil {
+						return err
+					}
+				}
+			}
+			return remove(info.Key, "(no live record)")
+		})
+		if err != nil {
+			return rep, fmt.Errorf("listing %s: %w", prefix, err)
+		}
+	}
+	// Imported objects of expired records live outside the prefixes above.
+	for key := range expired {
+		if !strings.HasPrefix(key, storage.BinariesPrefix) && !strings.HasPrefix(key, storage.ImportsPrefix) && !live[key] {
+			if err := remove(key, "(imported, expired)"); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+func readManifest(ctx context.Context, objects storage.ObjectStore, key string) (storage.Binary, error) {
+	var b storage.Binary
+	rc, err := objects.Open(ctx, key, 0, -1)
+	if err != nil {
+		return b, err
+	}
+	defer rc.Close()
+	err = json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&b)
+	return b, err
+}

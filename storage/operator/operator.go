@@ -1,0 +1,143 @@
+// Package operator holds what an operator runs against the stores: import
+// objects that an export pipeline wrote as Binaries, rebuild the catalog
+// from the objects (reindex), and remove what no live record needs (gc).
+// It works through the storage interfaces only, so it runs the same on S3 +
+// Redis and on the embedded default.
+package operator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"fhir-binary-gateway/storage"
+)
+
+// ImportRequest registers an existing object as a new Binary.
+type ImportRequest struct {
+	Key             string // object key relative to the store root
+	ID              string // optional; a UUID when empty
+	Tenant          string
+	ContentType     string // empty: from the key's extension (.ndjson → application/fhir+ndjson)
+	SecurityContext string
+	Filename        string // empty: the key's base name
+	Owner           string // the client the Binary belongs to
+	ExpiresAt       time.Time
+	Now             time.Time
+}
+
+// Import hashes the object, writes a manifest beside the gateway's own
+// objects (so reindex can find it again) and then the catalog record.
+func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalog, r ImportRequest) (storage.Binary, error) {
+	if r.Key == "" || strings.HasPrefix(r.Key, storage.BinariesPrefix) || strings.HasPrefix(r.Key, storage.ImportsPrefix) {
+		return storage.Binary{}, fmt.Errorf("import %q: the key must name an object outside %s and %s", r.Key, storage.BinariesPrefix, storage.ImportsPrefix)
+	}
+	info, err := objects.Stat(ctx, r.Key)
+	if err != nil {
+		return storage.Binary{}, fmt.Errorf("import %q: %w", r.Key, err)
+	}
+	if r.ID == "" {
+		r.ID = uuid.NewString()
+	}
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	sum, n, err := hashObject(ctx, objects, r.Key)
+	if err != nil {
+		return storage.Binary{}, fmt.Errorf("import %q: %w", r.Key, err)
+	}
+	b := storage.Binary{
+		Tenant:          r.Tenant,
+		ID:              r.ID,
+		Version:         1,
+		ObjectKey:       r.Key,
+		ContentType:     r.ContentType,
+		SecurityContext: r.SecurityContext,
+		Filename:        r.Filename,
+		Size:            n,
+		SHA256:          sum,
+		Owner:           r.Owner,
+		LastUpdated:     r.Now.UTC().Truncate(time.Millisecond),
+		ExpiresAt:       r.ExpiresAt,
+	}
+	if b.ContentType == "" {
+		b.ContentType = ContentTypeFor(r.Key, info.ContentType)
+	}
+	if b.Filename == "" {
+		b.Filename = path.Base(r.Key)
+	}
+	manifest, err := json.Marshal(b)
+	if err != nil {
+		return b, err
+	}
+	mkey := ManifestKey(b)
+	if _, err := objects.Put(ctx, mkey, bytes.NewReader(manifest), storage.PutOptions{ContentType: "application/json"}); err != nil {
+		return b, fmt.Errorf("import %q: writing manifest: %w", r.Key, err)
+	}
+	if err := catalog.Put(ctx, b); err != nil {
+		_ = objects.Delete(context.WithoutCancel(ctx), mkey)
+		return b, fmt.Errorf("import %q: %w", r.Key, err)
+	}
+	return b, nil
+}
+
+// ManifestKey is where the manifest of an imported Binary version lives.
+func ManifestKey(b storage.Binary) string {
+	t := b.Tenant
+	if t == "" {
+		t = "_"
+	}
+	return storage.ImportsPrefix + t + "/" + b.ID + "/v" + strconv.Itoa(b.Version) + ".json"
+}
+
+// Imported reports whether a record points at an object the gateway did
+// not write itself.
+func Imported(b storage.Binary) bool { return !strings.HasPrefix(b.ObjectKey, storage.BinariesPrefix) }
+
+// ContentTypeFor picks a content type for an imported key: ndjson exports
+// by default, then what the store says, then the extension.
+func ContentTypeFor(key, stored string) string {
+	ext := strings.ToLower(path.Ext(key))
+	switch ext {
+	case ".ndjson":
+		return "application/fhir+ndjson"
+	case ".json":
+		return "application/fhir+json"
+	}
+	if stored != "" && stored != "binary/octet-stream" && stored != "application/octet-stream" {
+		return stored
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func hashObject(ctx context.Context, objects storage.ObjectStore, key string) (string, int64, error) {
+	rc, err := objects.Open(ctx, key, 0, -1)
+	if errors.Is(err, storage.ErrInvalidRange) {
+		return hex.EncodeToString(sha256.New().Sum(nil)), 0, nil // empty object
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

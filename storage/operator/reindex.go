@@ -1,0 +1,167 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"fhir-binary-gateway/storage"
+)
+
+// Progress is told how many items a long run has handled so far.
+type Progress func(done int)
+
+// ReindexOptions tune Reindex.
+type ReindexOptions struct {
+	Now      time.Time
+	Workers  int // objects read at once (default 8)
+	Progress Progress
+}
+
+// ReindexReport says what Reindex did.
+type ReindexReport struct {
+	Objects  int // objects and manifests read
+	Restored int // versions written to the catalog
+	Present  int // versions the catalog already had
+	Expired  int // versions left out because they expired
+	Problems []string
+}
+
+// Reindex rebuilds catalog records from the objects: every object under
+// BinariesPrefix (its metadata names the Binary; the SHA-256 is recomputed
+// from its bytes) and every import manifest. Versions the catalog already
+// has are left alone, so it is safe to run on a live system.
+func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalog, o ReindexOptions) (ReindexReport, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	var rep ReindexReport
+	var keys []string
+	for _, prefix := range []string{storage.BinariesPrefix, storage.ImportsPrefix} {
+		err := objects.List(ctx, prefix, func(info storage.ObjectInfo) error {
+			keys = append(keys, info.Key)
+			return nil
+		})
+		if err != nil {
+			return rep, fmt.Errorf("listing %s: %w", prefix, err)
+		}
+	}
+	found, problems := readRecords(ctx, objects, keys, o)
+	rep.Objects, rep.Problems = len(keys), problems
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+
+	byRef := map[storage.Ref][]storage.Binary{}
+	for _, b := range found {
+		byRef[b.Ref()] = append(byRef[b.Ref()], b)
+	}
+	for ref, versions := range byRef {
+		sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
+		have := 0
+		if cur, err := catalog.Get(ctx, ref); err == nil {
+			have = cur.Version
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return rep, err
+		}
+		for _, b := range versions {
+			switch {
+			case b.Version <= have:
+				rep.Present++
+			case b.Expired(o.Now):
+				rep.Expired++
+			case b.Version != have+1:
+				rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: version %d follows %d; later versions left out", ref.ID, b.Version, have))
+			default:
+				if err := catalog.Put(ctx, b); err != nil {
+					return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
+				}
+				have = b.Version
+				rep.Restored++
+			}
+		}
+	}
+	return rep, nil
+}
+
+// readRecords turns keys into records with a bounded pool of readers.
+func readRecords(ctx context.Context, objects storage.ObjectStore, keys []string, o ReindexOptions) ([]storage.Binary, []string) {
+	var (
+		mu       sync.Mutex
+		out      []storage.Binary
+		problems []string
+		done     int
+		wg       sync.WaitGroup
+	)
+	work := make(chan string)
+	for range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range work {
+				b, err := readRecord(ctx, objects, key)
+				mu.Lock()
+				if err != nil {
+					problems = append(problems, err.Error())
+				} else {
+					out = append(out, b)
+				}
+				done++
+				if o.Progress != nil {
+					o.Progress(done)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	return out, problems
+}
+
+func readRecord(ctx context.Context, objects storage.ObjectStore, key string) (storage.Binary, error) {
+	if strings.HasPrefix(key, storage.ImportsPrefix) {
+		rc, err := objects.Open(ctx, key, 0, -1)
+		if err != nil {
+			return storage.Binary{}, fmt.Errorf("manifest %s: %w", key, err)
+		}
+		defer rc.Close()
+		var b storage.Binary
+		if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&b); err != nil || b.ID == "" || b.Version < 1 {
+			return b, fmt.Errorf("manifest %s is not a Binary record", key)
+		}
+		if _, err := objects.Stat(ctx, b.ObjectKey); err != nil {
+			return b, fmt.Errorf("manifest %s: imported object %s: %w", key, b.ObjectKey, err)
+		}
+		return b, nil
+	}
+	info, err := objects.Stat(ctx, key)
+	if err != nil {
+		return storage.Binary{}, fmt.Errorf("object %s: %w", key, err)
+	}
+	b, err := storage.BinaryFromObject(info)
+	if err != nil {
+		return b, err
+	}
+	sum, n, err := hashObject(ctx, objects, key)
+	if err != nil {
+		return b, fmt.Errorf("object %s: %w", key, err)
+	}
+	b.SHA256, b.Size = sum, n
+	return b, nil
+}
