@@ -261,6 +261,7 @@ func (s *Server) store(c echo.Context, wr writeRequest, body io.Reader, finish f
 		}
 		return b, err
 	}
+	s.metrics.uploads.Observe(float64(b.Size))
 	return b, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,25 +55,51 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog writes one structured line per request. The query string is
-// left out: signed URLs carry their signature there.
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+// observe answers errors through handleError, then writes one structured
+// log line and the request metrics. The query string is left out of the log:
+// signed URLs carry their signature there. A transfer cut short on purpose
+// (http.ErrAbortHandler) is still logged and counted before it propagates.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		aborted := true
+		defer func() {
+			if !aborted {
+				return
+			}
+			s.record(c, start, "aborted")
+		}()
 		err := next(c)
 		if err != nil {
 			c.Error(err)
 		}
-		res := c.Response()
-		s.log.Info("request", logAttrs(c,
-			"method", c.Request().Method,
-			"path", c.Request().URL.Path,
-			"route", c.Path(),
-			"status", res.Status,
-			"bytes", res.Size,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000,
-			"remote", c.RealIP(),
-		)...)
+		aborted = false
+		s.record(c, start, strconv.Itoa(c.Response().Status))
 		return nil
 	}
+}
+
+func (s *Server) record(c echo.Context, start time.Time, status string) {
+	route := c.Path()
+	if route == "" {
+		route = "unmatched"
+	}
+	method := c.Request().Method
+	res := c.Response()
+	elapsed := time.Since(start)
+	s.metrics.requests.WithLabelValues(route, method, status).Inc()
+	s.metrics.latency.WithLabelValues(route, method, status).Observe(elapsed.Seconds())
+	s.metrics.bytesSent.WithLabelValues(route).Add(float64(res.Size))
+	if res.Status == http.StatusTemporaryRedirect {
+		s.metrics.redirects.Inc()
+	}
+	s.log.Info("request", logAttrs(c,
+		"method", method,
+		"path", c.Request().URL.Path,
+		"route", route,
+		"status", status,
+		"bytes", res.Size,
+		"duration_ms", float64(elapsed.Microseconds())/1000,
+		"remote", c.RealIP(),
+	)...)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/presign"
@@ -33,6 +34,9 @@ type Deps struct {
 	Now func() time.Time
 	// Version is the build's version string.
 	Version string
+	// Metrics is where the gateway registers its metrics and what /metrics
+	// serves; nil means a registry of its own.
+	Metrics *prometheus.Registry
 }
 
 // SignedGrant is what a verified self-signed URL allows: one object, served
@@ -53,6 +57,7 @@ type Server struct {
 	version      string
 	echo         *echo.Echo
 	bufs         sync.Pool
+	metrics      *httpMetrics
 }
 
 // New builds the Server and its routes.
@@ -74,11 +79,17 @@ func New(d Deps) *Server {
 		s.now = time.Now
 	}
 	s.bufs.New = func() any { b := make([]byte, 64<<10); return &b }
+	reg := d.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.metrics = newHTTPMetrics(reg)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.recoverPanics, s.accessLog)
+	e.Use(s.requestID, s.observe, s.recoverPanics)
 	s.routes(e)
+	e.GET("/metrics", metricsHandler(reg))
 	s.echo = e
 	return s
 }

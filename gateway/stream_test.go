@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/storage"
+)
+
+// brokenStore serves objects whose reads fail after `good` bytes, and can
+// pretend to be unreachable: the failures a real S3 shows mid-flight.
+type brokenStore struct {
+	storage.ObjectStore
+	good int64
+	down bool
+}
+
+func (s *brokenStore) Open(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if s.down {
+		return nil, storage.ErrUnavailable
+	}
+	return io.NopCloser(io.MultiReader(io.LimitReader(zeros{}, s.good), errReader{})), nil
+}
+
+func (s *brokenStore) Ping(context.Context) error {
+	if s.down {
+		return storage.ErrUnavailable
+	}
+	return nil
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset by S3") }
+
+// oneBinary is a catalog that knows one Binary, or is unreachable.
+type oneBinary struct {
+	storage.Catalog
+	b    storage.Binary
+	down bool
+}
+
+func (c *oneBinary) Get(ctx context.Context, ref storage.Ref) (storage.Binary, error) {
+	if c.down {
+		return storage.Binary{}, storage.ErrUnavailable
+	}
+	if ref.ID != c.b.ID {
+		return storage.Binary{}, storage.ErrNotFound
+	}
+	return c.b, nil
+}
+
+func (c *oneBinary) Ping(context.Context) error {
+	if c.down {
+		return storage.ErrUnavailable
+	}
+	return nil
+}
+
+func testServer(t *testing.T, objects storage.ObjectStore, catalog storage.Catalog) *httptest.Server {
+	cfg, err := config.Load(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Deps{Config: cfg, Objects: objects, Catalog: catalog}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestStoreFailureMidDownloadAbortsTheConnection(t *testing.T) {
+	b := storage.Binary{ID: "big", Version: 1, ObjectKey: "k", ContentType: "application/octet-stream", Size: 10 << 20, SHA256: "00", LastUpdated: time.Now()}
+	srv := testServer(t, &brokenStore{good: 1 << 20}, &oneBinary{b: b})
+	res, err := http.Get(srv.URL + "/Binary/big/$binary-access-read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.ContentLength != 10<<20 {
+		t.Fatalf("status %d length %d", res.StatusCode, res.ContentLength)
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	if err == nil {
+		t.Fatalf("the client saw a clean end after %d of %d bytes", n, 10<<20)
+	}
+	if n >= 10<<20 {
+		t.Fatalf("read %d bytes", n)
+	}
+}
+
+func TestUnreachableBackendsAnswer503(t *testing.T) {
+	b := storage.Binary{ID: "x", Version: 1, ObjectKey: "k", ContentType: "text/plain", Size: 5, SHA256: "00", LastUpdated: time.Now()}
+	cases := map[string]*httptest.Server{
+		"catalog": testServer(t, &brokenStore{}, &oneBinary{b: b, down: true}),
+		"objects": testServer(t, &brokenStore{down: true}, &oneBinary{b: b}),
+	}
+	for name, srv := range cases {
+		for _, path := range []string{"/Binary/x/$binary-access-read", "/readyz"} {
+			res, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+				t.Errorf("%s down, %s: %d Retry-After %q", name, path, res.StatusCode, res.Header.Get("Retry-After"))
+			}
+			if path != "/readyz" && !strings.Contains(string(body), `"transient"`) {
+				t.Errorf("%s down: body %s", name, body)
+			}
+		}
+	}
+}
