@@ -63,6 +63,10 @@ func (s *Server) search(c echo.Context) error {
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()
 	page, err := s.catalog.Search(ctx, q)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The catalogs answer a cursor they did not issue with not-found.
+		return badRequest("_cursor %q is not a cursor this server issued", truncate(q.Cursor, 60))
+	}
 	if err != nil {
 		return err
 	}

@@ -68,12 +68,16 @@ func (c *oneBinary) Ping(context.Context) error {
 	return nil
 }
 
-func testServer(t *testing.T, objects storage.ObjectStore, catalog storage.Catalog) *httptest.Server {
+func testConfig(t testing.TB) config.Config {
 	cfg, err := config.Load(nil, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Deps{Config: cfg, Objects: objects, Catalog: catalog}))
+	return cfg
+}
+
+func testServer(t *testing.T, objects storage.ObjectStore, catalog storage.Catalog) *httptest.Server {
+	srv := httptest.NewServer(New(Deps{Config: testConfig(t), Objects: objects, Catalog: catalog}))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"fhir-binary-gateway/storage"
+)
+
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=5-", "bytes=9-0", "bytes=0-1,2-3", "bytes=--", "bytes=99999999999999999999-"} {
+		f.Add(s, int64(100))
+	}
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		if size < 0 {
+			size = -size
+		}
+		if size < 0 {
+			return
+		}
+		r, k := parseRange(h, size)
+		if k == rangeSingle && (r.start < 0 || r.length <= 0 || r.start+r.length > size) {
+			t.Fatalf("parseRange(%q, %d) = %+v outside the content", h, size, r)
+		}
+	})
+}
+
+func FuzzNegotiate(f *testing.F) {
+	f.Add("application/fhir+json", "", "application/pdf", false)
+	f.Add("*/*;q=0.1, image/*", "json", "image/png", true)
+	f.Add(";q=x,,", "xml", "", false)
+	f.Fuzz(func(t *testing.T, accept, format, ct string, op bool) {
+		_, p := negotiate(accept, format, ct, op)
+		if p != nil && p.Status != http.StatusNotAcceptable {
+			t.Fatalf("negotiate answered %d", p.Status)
+		}
+	})
+}
+
+func FuzzBinaryJSON(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Binary","contentType":"text/plain","data":"aGVsbG8="}`))
+	f.Add([]byte(`{"data":"aGk=","resourceType":"Binary"}`))
+	f.Add([]byte(`{"resourceType":"Patient","data":"x"}`))
+	f.Add([]byte(`{"resourceType":"Binary","securityContext":{"reference":"Group/g"},"meta":{"a":[1,{"b":"}"}]}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := newBinaryParser(strings.NewReader(string(body)))
+		hasData, err := p.head()
+		if err != nil {
+			if !errors.Is(err, errBadBody) && !errors.Is(err, errNotBinary) {
+				t.Fatalf("head: unexpected error kind %v", err)
+			}
+			return
+		}
+		if hasData {
+			if _, err := io.Copy(io.Discard, p.data()); err != nil {
+				if !errors.Is(err, errBadBody) {
+					t.Fatalf("data: unexpected error kind %v", err)
+				}
+				return
+			}
+		}
+		if err := p.tail(); err != nil && !errors.Is(err, errBadBody) {
+			t.Fatalf("tail: unexpected error kind %v", err)
+		}
+	})
+}
+
+// FuzzRequests sends arbitrary paths, queries and headers to the gateway:
+// nothing may panic, nothing may answer 500, and every error is an
+// OperationOutcome.
+func FuzzRequests(f *testing.F) {
+	f.Add("GET", "/Binary/known", "", "application/fhir+json", "bytes=0-3", "")
+	f.Add("GET", "/Binary/known/$binary-access-read", "_format=json", "", "bytes=-2", `"abc"`)
+	f.Add("HEAD", "/Binary/known/%24export-download", "", "*/*", "bytes=9-", "")
+	f.Add("GET", "/Binary/../../etc/passwd", "_summary=maybe", "", "", "")
+	f.Add("GET", "/Binary", "_lastUpdated=gt2024&_count=x", "", "", "")
+	f.Add("POST", "/Binary/$import", "", "", "", "")
+	f.Add("GET", "/Binary/known/_history/0", "", "", "", "")
+	b := storage.Binary{ID: "known", Version: 1, ObjectKey: "k", ContentType: "text/plain", Size: 4, SHA256: "abc", LastUpdated: time.Now()}
+	srv := New(Deps{Config: testConfig(f), Objects: &brokenStore{good: 4}, Catalog: &oneBinary{b: b}})
+	f.Fuzz(func(t *testing.T, method, path, query, accept, rng, ifRange string) {
+		switch method {
+		case "GET", "HEAD", "POST", "PUT", "DELETE":
+		default:
+			method = "GET"
+		}
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		req, err := http.NewRequest(method, "http://gw"+path+"?"+query, strings.NewReader(""))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Accept", accept)
+		req.Header.Set("Range", rng)
+		req.Header.Set("If-Range", ifRange)
+		rec := httptest.NewRecorder()
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != http.ErrAbortHandler {
+					t.Fatalf("panic: %v", r)
+				}
+			}()
+			srv.ServeHTTP(rec, req)
+		}()
+		if rec.Code == http.StatusInternalServerError && rec.Body.Len() > 0 && !strings.Contains(rec.Body.String(), "missing") {
+			t.Fatalf("%s %s?%s answered 500: %s", method, path, query, rec.Body.String())
+		}
+		if rec.Code >= 400 && method != "HEAD" {
+			var oo map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &oo); err != nil || oo["resourceType"] != "OperationOutcome" {
+				t.Fatalf("%s %s: %d without an OperationOutcome: %q", method, path, rec.Code, rec.Body.String())
+			}
+		}
+	})
+}
+
+func FuzzValidID(f *testing.F) {
+	for _, s := range []string{"abc", "a.b-c", strings.Repeat("x", 65), "", "a/b", "ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		ok := validID(id)
+		want := len(id) >= 1 && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == ""
+		if ok != want {
+			t.Fatalf("validID(%q) = %v", id, ok)
+		}
+	})
+}
