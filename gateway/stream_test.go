@@ -125,3 +125,39 @@ func TestUnreachableBackendsAnswer503(t *testing.T) {
 		}
 	}
 }
+
+func (c *oneBinary) GetVersion(ctx context.Context, ref storage.Ref, v int) (storage.Binary, error) {
+	if b, err := c.Get(ctx, ref); err != nil || v != b.Version {
+		return storage.Binary{}, storage.ErrNotFound
+	}
+	return c.b, nil
+}
+
+func (c *oneBinary) History(ctx context.Context, ref storage.Ref) ([]storage.Binary, error) {
+	b, err := c.Get(ctx, ref)
+	return []storage.Binary{b}, err
+}
+
+func (c *oneBinary) Put(context.Context, storage.Binary) error { return storage.ErrConflict }
+
+func (c *oneBinary) Delete(context.Context, storage.Ref, time.Time) ([]storage.Binary, error) {
+	return nil, nil
+}
+
+func (c *oneBinary) Search(ctx context.Context, q storage.Query) (storage.Page, error) {
+	if q.Cursor != "" {
+		return storage.Page{}, storage.ErrNotFound
+	}
+	return storage.Page{Items: []storage.Binary{c.b}, Total: 1}, nil
+}
+
+func (s *brokenStore) Put(ctx context.Context, key string, r io.Reader, o storage.PutOptions) (storage.ObjectInfo, error) {
+	n, err := io.Copy(io.Discard, r)
+	return storage.ObjectInfo{Key: key, Size: n}, err
+}
+
+func (s *brokenStore) Stat(context.Context, string) (storage.ObjectInfo, error) {
+	return storage.ObjectInfo{}, storage.ErrNotFound
+}
+
+func (s *brokenStore) Delete(context.Context, string) error { return nil }
