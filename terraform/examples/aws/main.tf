@@ -1,0 +1,32 @@
+# One environment of the gateway in an existing VPC: ALB (HTTPS) → ECS Fargate
+# tasks → S3 (content) + ElastiCache Redis (metadata).
+#
+#   cp terraform.tfvars.example terraform.tfvars   # fill in
+#   terraform init && terraform plan && terraform apply
+
+module "gateway" {
+  source = "../../modules/fhir-binary-gateway"
+
+  name = "fhir-binary-${var.environment}"
+  tags = { Environment = var.environment }
+
+  vpc_id             = var.vpc_id
+  private_subnet_ids = var.private_subnet_ids
+  public_subnet_ids  = var.public_subnet_ids
+  certificate_arn    = var.certificate_arn
+  domain_name        = var.domain_name
+
+  container_image = var.container_image
+  kms_key_arn     = var.kms_key_arn
+  retention_days  = var.retention_days
+  s3_prefix       = "binaries/"
+
+  auth         = "jwt"
+  jwt_jwks_url = var.jwt_jwks_url
+  jwt_issuer   = var.jwt_issuer
+  jwt_audience = var.jwt_audience
+  base_path    = var.base_path
+
+  min_capacity = 2
+  max_capacity = 6
+}
