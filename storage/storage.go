@@ -28,6 +28,9 @@ var (
 	ErrUnavailable = errors.New("storage unavailable")
 	// ErrInvalidRange: an Open whose offset lies past the end of the object.
 	ErrInvalidRange = errors.New("invalid range")
+	// ErrInvalidKey: a key the store cannot hold or the caller may not name
+	// (empty, escaping the store's root, or inside the gateway's own prefixes).
+	ErrInvalidKey = errors.New("invalid object key")
 )
 
 // ObjectInfo describes a stored object.

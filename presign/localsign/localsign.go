@@ -1,0 +1,145 @@
+// Package localsign issues expiring, HMAC-signed URLs that the gateway
+// serves itself: the filesystem store's stand-in for S3 presigned URLs, so
+// that redirect mode works the same on a laptop.
+//
+// A URL is BaseURL/_signed/<key>?expires=<unix>&ct=<type>&cd=<disposition>&sig=<hex>,
+// where sig is HMAC-SHA256 over the key, expiry, type and disposition. The
+// signature and expiry stand in for a bearer token, as in SigV4.
+package localsign
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"fhir-binary-gateway/presign"
+)
+
+// label separates these signatures from any other use of the same secret.
+const label = "fhir-binary-gateway/localsign/v1"
+
+var (
+	// ErrMalformed: a parameter is missing, repeated or unreadable.
+	ErrMalformed = errors.New("malformed signed URL")
+	// ErrBadSignature: the signature does not match (tampered, or another secret).
+	ErrBadSignature = errors.New("signature does not match")
+	// ErrExpired: the URL's life is over.
+	ErrExpired = errors.New("signed URL has expired")
+)
+
+// Signer signs and verifies URLs with one secret.
+type Signer struct {
+	secret []byte
+}
+
+var _ presign.Presigner = (*Signer)(nil)
+
+// Grant is what a verified URL allows: one object, served with this type
+// and disposition, until Expires.
+type Grant struct {
+	Key                string
+	ContentType        string
+	ContentDisposition string
+	Expires            time.Time
+}
+
+// New returns a Signer keyed by secret (at least 32 bytes is wise; see
+// LoadOrCreateSecret).
+func New(secret []byte) *Signer {
+	return &Signer{secret: append([]byte(nil), secret...)}
+}
+
+// Presign returns a URL under r.BaseURL that dies at the earlier of
+// r.Now+r.MaxTTL and r.NotAfter, rounded down to a whole second; a zero URL
+// when that leaves less than presign.MinUseful.
+func (s *Signer) Presign(ctx context.Context, r presign.Request) (presign.URL, error) {
+	if r.BaseURL == "" {
+		return presign.URL{}, fmt.Errorf("presign %s: no base URL to point at", r.Key)
+	}
+	deadline := r.Now.Add(presign.Lifetime(r.Now, r.MaxTTL, r.NotAfter, time.Time{}))
+	expires := deadline.Unix() // whole seconds, rounded down
+	if time.Unix(expires, 0).Sub(r.Now) < presign.MinUseful {
+		return presign.URL{}, nil
+	}
+	exp := strconv.FormatInt(expires, 10)
+	sig := hex.EncodeToString(s.sign(r.Key, exp, r.ContentType, r.ContentDisposition))
+	u := strings.TrimRight(r.BaseURL, "/") + "/_signed/" + escapeKey(r.Key) +
+		"?expires=" + exp +
+		"&ct=" + url.QueryEscape(r.ContentType) +
+		"&cd=" + url.QueryEscape(r.ContentDisposition) +
+		"&sig=" + sig
+	return presign.URL{URL: u, Expires: time.Unix(expires, 0)}, nil
+}
+
+// escapeKey escapes each segment of key for a URL path, keeping the '/'
+// between them readable.
+func escapeKey(key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// Verify checks a URL this Signer issued: key is the unescaped path after
+// /_signed/, q its query. It fails with ErrMalformed, ErrBadSignature or
+// ErrExpired.
+func (s *Signer) Verify(key string, q url.Values, now time.Time) (Grant, error) {
+	one := func(name string) (string, error) {
+		v, ok := q[name]
+		if !ok || len(v) != 1 {
+			return "", fmt.Errorf("%w: want exactly one %s", ErrMalformed, name)
+		}
+		return v[0], nil
+	}
+	var exp, ct, cd, sigHex string
+	var err error
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"expires", &exp}, {"ct", &ct}, {"cd", &cd}, {"sig", &sigHex}} {
+		if *p.dst, err = one(p.name); err != nil {
+			return Grant{}, err
+		}
+	}
+	expires, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || exp != strconv.FormatInt(expires, 10) {
+		return Grant{}, fmt.Errorf("%w: expires %q is not a Unix time", ErrMalformed, exp)
+	}
+	sig, err := hex.DecodeString(sigHex)
+	if err != nil || len(sig) != sha256.Size {
+		return Grant{}, fmt.Errorf("%w: sig is not a hex SHA-256 HMAC", ErrMalformed)
+	}
+	if !hmac.Equal(sig, s.sign(key, exp, ct, cd)) {
+		return Grant{}, ErrBadSignature
+	}
+	g := Grant{Key: key, ContentType: ct, ContentDisposition: cd, Expires: time.Unix(expires, 0)}
+	if !now.Before(g.Expires) {
+		return Grant{}, ErrExpired
+	}
+	return g, nil
+}
+
+// sign is HMAC-SHA256 over the fields, each length-prefixed so that no two
+// different field lists share an input.
+func (s *Signer) sign(key, expires, ct, cd string) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	for _, f := range []string{label, key, expires, ct, cd} {
+		writeField(m, f)
+	}
+	return m.Sum(nil)
+}
+
+func writeField(h hash.Hash, f string) {
+	h.Write([]byte(strconv.Itoa(len(f))))
+	h.Write([]byte{':'})
+	h.Write([]byte(f))
+}

@@ -1,0 +1,238 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"fhir-binary-gateway/storage"
+)
+
+// cleanupTimeout bounds the clean-up of a failed upload, which runs after
+// the request that started it may already be gone.
+const cleanupTimeout = 30 * time.Second
+
+// Put streams r to S3: one PutObject for a body under PartSize, else a
+// multipart upload. A failed or cancelled upload is aborted so that neither
+// an object nor stored parts remain.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) (storage.ObjectInfo, error) {
+	if key == "" {
+		return storage.ObjectInfo{}, errors.New("put: empty key")
+	}
+	meta := make(map[string]string, len(opts.Metadata))
+	for k, v := range opts.Metadata {
+		meta[strings.ToLower(k)] = v
+	}
+	body := &bodyReader{ctx: ctx, r: r}
+	in := &s3.PutObjectInput{
+		Bucket:   aws.String(s.opts.Bucket),
+		Key:      aws.String(s.FullKey(key)),
+		Body:     body,
+		Metadata: meta,
+	}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	_, err := s.uploader.Upload(ctx, in)
+	if err != nil {
+		s.abandon(ctx, key, err)
+		if body.err != nil { // the client's body or ctx failed: hand that back
+			return storage.ObjectInfo{}, fmt.Errorf("put %s: %w", key, body.err)
+		}
+		return storage.ObjectInfo{}, s.mapError(ctx, "put", key, err)
+	}
+	return storage.ObjectInfo{Key: key, Size: body.n, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
+}
+
+// abandon removes what a failed upload may have left: its multipart upload
+// and, when the request was cancelled while S3 was completing it, the
+// object itself (the gateway never reuses a key, so nothing else is there).
+func (s *Store) abandon(ctx context.Context, key string, uploadErr error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	full := aws.String(s.FullKey(key))
+	bucket := aws.String(s.opts.Bucket)
+	var failed manager.MultiUploadFailure
+	if errors.As(uploadErr, &failed) && failed.UploadID() != "" {
+		_, _ = s.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: full, UploadId: aws.String(failed.UploadID())})
+	}
+	if ctx.Err() == nil {
+		return
+	}
+	// The upload id may have been lost with the cancelled response.
+	ups, err := s.client.ListMultipartUploads(cctx, &s3.ListMultipartUploadsInput{Bucket: bucket, Prefix: full})
+	if err == nil {
+		for _, u := range ups.Uploads {
+			if aws.ToString(u.Key) == *full {
+				_, _ = s.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: full, UploadId: u.UploadId})
+			}
+		}
+	}
+	_, _ = s.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: bucket, Key: full})
+}
+
+// bodyReader is an upload's source: it stops at ctx's cancellation, counts
+// bytes, and keeps the first error the source gave, so that Put can tell a
+// failed client body (handed back as is) from a failed S3.
+type bodyReader struct {
+	ctx context.Context
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		b.err = err
+		return 0, err
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// Open issues a ranged GET and returns its body.
+func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if offset < 0 {
+		return nil, fmt.Errorf("open %s at %d: %w", key, offset, storage.ErrInvalidRange)
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.FullKey(key))}
+	switch {
+	case length == 0:
+		// S3 can't send zero bytes of a range; fetch one to check that the
+		// offset is valid, and read none of it.
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset))
+	case length > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	case offset > 0:
+		in.Range = aws.String("bytes=" + strconv.FormatInt(offset, 10) + "-")
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		err = s.mapError(ctx, "open", key, err)
+		if offset != 0 || !errors.Is(err, storage.ErrInvalidRange) {
+			return nil, err
+		}
+		// Any range at offset 0 of an empty object is unsatisfiable to S3,
+		// but the contract allows it: read the (empty) object whole.
+		in.Range = nil
+		if out, err = s.client.GetObject(ctx, in); err != nil {
+			return nil, s.mapError(ctx, "open", key, err)
+		}
+	}
+	var body io.Reader = out.Body
+	if length >= 0 {
+		body = io.LimitReader(out.Body, length)
+	}
+	return &objectReader{ctx: ctx, r: body, c: out.Body, s: s, key: key}, nil
+}
+
+// objectReader maps a GET body's errors: a cancelled ctx stays a ctx
+// error, anything else that cuts the stream short is ErrUnavailable, so the
+// gateway aborts the response rather than ending it cleanly.
+type objectReader struct {
+	ctx context.Context
+	r   io.Reader
+	c   io.Closer
+	s   *Store
+	key string
+}
+
+func (o *objectReader) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = o.s.mapError(o.ctx, "read", o.key, err)
+	}
+	return n, err
+}
+
+func (o *objectReader) Close() error { return o.c.Close() }
+
+// Stat is a HEAD of the object.
+func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.FullKey(key))})
+	if err != nil {
+		return storage.ObjectInfo{}, s.mapError(ctx, "stat", key, err)
+	}
+	info := storage.ObjectInfo{
+		Key:         key,
+		Size:        aws.ToInt64(out.ContentLength),
+		ModTime:     aws.ToTime(out.LastModified),
+		ContentType: aws.ToString(out.ContentType),
+	}
+	if len(out.Metadata) > 0 {
+		info.Metadata = make(map[string]string, len(out.Metadata))
+		for k, v := range out.Metadata {
+			info.Metadata[strings.ToLower(k)] = v
+		}
+	}
+	return info, nil
+}
+
+// Delete removes the object; S3 answers a missing key with success too.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.FullKey(key))})
+	if err != nil {
+		err = s.mapError(ctx, "delete", key, err)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+	}
+	return err
+}
+
+// List pages through ListObjectsV2, which S3 returns in key order.
+func (s *Store) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.opts.Bucket),
+		Prefix: aws.String(s.FullKey(prefix)),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.mapError(ctx, "list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			info := storage.ObjectInfo{
+				Key:     strings.TrimPrefix(aws.ToString(o.Key), s.opts.Prefix),
+				Size:    aws.ToInt64(o.Size),
+				ModTime: aws.ToTime(o.LastModified),
+			}
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Ping lists at most one key of the bucket: it proves reachability, credentials and
+// that the bucket exists.
+func (s *Store) Ping(ctx context.Context) error {
+	// A one-key listing under the store's prefix needs only the
+	// s3:ListBucket the deployment grants (HeadBucket would need it
+	// without a prefix condition).
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.opts.Bucket),
+		Prefix:  aws.String(s.opts.Prefix),
+		MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		err = s.mapError(ctx, "ping bucket", s.opts.Bucket, err)
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%w: bucket %s does not exist", storage.ErrUnavailable, s.opts.Bucket)
+		}
+	}
+	return err
+}

@@ -1,0 +1,165 @@
+// Package s3store is the ObjectStore over an S3 bucket (AWS, or an
+// S3-compatible server such as MinIO or LocalStack), with aws-sdk-go-v2.
+//
+// Credentials, region and endpoint come from the SDK's default chain, so
+// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_ENDPOINT_URL_S3 and IAM
+// roles work as in every AWS tool. Uploads stream through the transfer
+// manager in parts; downloads are ranged GETs whose body is handed straight
+// to the caller.
+package s3store
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"fhir-binary-gateway/storage"
+)
+
+// Defaults for Options left zero.
+const (
+	DefaultTimeout     = 2 * time.Second
+	DefaultPartSize    = 8 << 20
+	DefaultConcurrency = 2
+	// defaultRegion is used when the SDK's chain names none: S3-compatible
+	// servers accept any region, and AWS answers a wrong one with a clear error.
+	defaultRegion = "us-east-1"
+)
+
+// Options configure a Store.
+type Options struct {
+	Bucket string
+	// Prefix is prepended to every key; empty or ending in "/".
+	Prefix string
+	// PathStyle addresses the bucket as endpoint/bucket (MinIO, LocalStack)
+	// instead of bucket.endpoint.
+	PathStyle bool
+	// Timeout bounds connecting and waiting for S3's response headers, not
+	// a whole transfer: a body may stream for as long as the client reads.
+	Timeout time.Duration
+	// PartSize and Concurrency shape multipart uploads; an upload holds at
+	// most (Concurrency+1)*PartSize bytes in memory.
+	PartSize    int64
+	Concurrency int
+	// Endpoint, Region, AccessKey and SecretKey override the SDK's default
+	// chain when set (tests point them at a local server).
+	Endpoint             string
+	Region               string
+	AccessKey, SecretKey string
+}
+
+// Store is an ObjectStore over one bucket and prefix.
+type Store struct {
+	client   *s3.Client
+	uploader *manager.Uploader
+	cfg      aws.Config
+	opts     Options
+}
+
+var _ storage.ObjectStore = (*Store)(nil)
+
+// New builds a Store. It does not contact S3: an unreachable S3 at start-up
+// shows in readiness, not as a failure to start.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Bucket == "" {
+		return nil, fmt.Errorf("no bucket named")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.PartSize < manager.MinUploadPartSize {
+		return nil, fmt.Errorf("part size %d is below S3's minimum of %d", o.PartSize, manager.MinUploadPartSize)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	loads := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient(o.Timeout)),
+		config.WithRetryer(func() aws.Retryer {
+			// Two attempts with a short back-off keep an unreachable S3
+			// within a few seconds of Timeout; no retry quota, so a burst of
+			// failures does not turn into "quota exceeded" errors.
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 2
+				so.MaxBackoff = 200 * time.Millisecond
+				so.RateLimiter = ratelimit.None
+			})
+		}),
+		// S3-compatible servers reject the newer default checksum headers.
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
+	if o.Region != "" {
+		loads = append(loads, config.WithRegion(o.Region))
+	}
+	if o.AccessKey != "" {
+		loads = append(loads, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKey, o.SecretKey, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loads...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = defaultRegion
+	}
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		so.UsePathStyle = o.PathStyle
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	})
+	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = o.PartSize
+		u.Concurrency = o.Concurrency
+		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		// Put aborts failed uploads itself, with a context that outlives
+		// a cancelled request (see abandon).
+		u.LeavePartsOnError = true
+	})
+	return &Store{client: client, uploader: uploader, cfg: cfg, opts: o}, nil
+}
+
+// httpClient bounds connecting and the wait for response headers, but not
+// the body: a download streams for as long as its client reads.
+func httpClient(timeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeout }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = timeout
+			tr.ResponseHeaderTimeout = timeout
+			tr.ExpectContinueTimeout = time.Second
+			tr.MaxIdleConnsPerHost = 64
+		})
+}
+
+// Client is the S3 client the store uses (the presigner signs with it).
+func (s *Store) Client() *s3.Client { return s.client }
+
+// AWSConfig is the resolved SDK configuration (region, credentials).
+func (s *Store) AWSConfig() aws.Config { return s.cfg }
+
+// Bucket is the bucket objects live in.
+func (s *Store) Bucket() string { return s.opts.Bucket }
+
+// Prefix is prepended to every key ("" or ending in "/").
+func (s *Store) Prefix() string { return s.opts.Prefix }
+
+// PathStyle reports whether the bucket is addressed path-style.
+func (s *Store) PathStyle() bool { return s.opts.PathStyle }
+
+// FullKey is the S3 key of a store key.
+func (s *Store) FullKey(key string) string { return s.opts.Prefix + key }
