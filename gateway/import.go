@@ -96,7 +96,7 @@ func (s *Server) importOp(c echo.Context) error {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "no object with key %q", truncate(req.Key, 200))
-	case err != nil && strings.Contains(err.Error(), "must name an object outside"):
+	case errors.Is(err, storage.ErrInvalidKey):
 		return badRequest("%v", err)
 	case err != nil:
 		return err

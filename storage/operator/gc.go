@@ -14,12 +14,16 @@ import (
 // GCOptions tune GC.
 type GCOptions struct {
 	Now time.Time
-	// Grace protects objects younger than this that no record names yet:
+	// Grace protects objects younger than this (DefaultGrace when zero):
 	// an upload in flight writes its object before its record.
 	Grace    time.Duration
 	DryRun   bool
 	Progress Progress
 }
+
+// DefaultGrace is the grace period gc gives young objects unless told
+// otherwise: far longer than any upload takes.
+const DefaultGrace = time.Hour
 
 // GCReport lists what GC removed (or, in a dry run, would remove).
 type GCReport struct {
@@ -36,6 +40,9 @@ type GCReport struct {
 func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalog, o GCOptions) (GCReport, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
+	}
+	if o.Grace <= 0 {
+		o.Grace = DefaultGrace
 	}
 	var rep GCReport
 	live := map[string]bool{}
@@ -74,11 +81,14 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			case live[info.Key]:
 				rep.Kept++
 				return nil
+			case o.Now.Sub(info.ModTime) < o.Grace:
+				// Maybe an upload whose record is being written. Young
+				// expired objects wait too: expiry is enforced on every
+				// read, so they are never served meanwhile.
+				rep.Kept++
+				return nil
 			case expired[info.Key]:
 				return remove(info.Key, "(expired)")
-			case o.Now.Sub(info.ModTime) < o.Grace:
-				rep.Kept++ // maybe an upload whose record is being written
-				return nil
 			}
 			if strings.HasPrefix(info.Key, storage.ImportsPrefix) {
 				// The imported object goes with its manifest, unless a live

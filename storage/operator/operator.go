@@ -42,7 +42,7 @@ type ImportRequest struct {
 // objects (so reindex can find it again) and then the catalog record.
 func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalog, r ImportRequest) (storage.Binary, error) {
 	if r.Key == "" || strings.HasPrefix(r.Key, storage.BinariesPrefix) || strings.HasPrefix(r.Key, storage.ImportsPrefix) {
-		return storage.Binary{}, fmt.Errorf("import %q: the key must name an object outside %s and %s", r.Key, storage.BinariesPrefix, storage.ImportsPrefix)
+		return storage.Binary{}, fmt.Errorf("import %q: %w: the key must name an object outside %s and %s", r.Key, storage.ErrInvalidKey, storage.BinariesPrefix, storage.ImportsPrefix)
 	}
 	info, err := objects.Stat(ctx, r.Key)
 	if err != nil {

@@ -186,6 +186,14 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 		headExpiry = strconv.FormatInt(max(ms+c.tombstoneTTL.Milliseconds(), time.Now().UnixMilli()+1000), 10)
 	}
 	ref := b.Ref()
+	// The index entry goes in first: a crash after it leaves an entry that
+	// Search drops (its record is missing or newer), while a crash between
+	// the record and a later ZADD would leave a Binary search never lists.
+	idx := c.indexKey(b.Tenant, b.Owner)
+	member := indexMember(b.LastUpdated, b.ID)
+	if err := c.client.ZAdd(ctx, idx, redis.Z{Member: member}).Err(); err != nil {
+		return mapError(ctx, "index", err)
+	}
 	res, err := putScript.Run(ctx, c.client, c.binaryKeys(ref), b.Version, rec, hd, recordExpiry, headExpiry).Slice()
 	if err != nil {
 		return mapError(ctx, "put", err)
@@ -198,20 +206,19 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 			_ = json.Unmarshal([]byte(prev), &h)
 			last = h.Version
 		}
+		// Best effort: Search would drop the stray entry anyway.
+		_ = c.client.ZRem(ctx, idx, member).Err()
 		return fmt.Errorf("rediscatalog: put %q version %d, last was %d: %w", b.ID, b.Version, last, storage.ErrConflict)
 	}
-
-	pipe := c.client.Pipeline()
 	if prev != "" {
 		var h head
 		if err := json.Unmarshal([]byte(prev), &h); err == nil && !h.Deleted {
-			pipe.ZRem(ctx, c.indexKey(b.Tenant, h.Owner), indexMember(h.LastUpdated, b.ID))
+			if old := indexMember(h.LastUpdated, b.ID); old != member || h.Owner != b.Owner {
+				// Best effort: the record is committed, and Search drops an
+				// entry that no longer matches its record.
+				_ = c.client.ZRem(ctx, c.indexKey(b.Tenant, h.Owner), old).Err()
+			}
 		}
-	}
-	pipe.ZAdd(ctx, c.indexKey(b.Tenant, b.Owner), redis.Z{Member: indexMember(b.LastUpdated, b.ID)})
-	if _, err := pipe.Exec(ctx); err != nil {
-		// The record is committed; only search misses it until reindex.
-		return fmt.Errorf("rediscatalog: put %q stored, but its search index entry was not: %w", b.ID, mapError(ctx, "index", err))
 	}
 	return nil
 }

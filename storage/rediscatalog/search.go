@@ -3,9 +3,11 @@ package rediscatalog
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,19 @@ func indexMember(lastUpdated time.Time, id string) string {
 }
 
 func lexBound(t time.Time) string { return fmt.Sprintf("%020d", max(t.UnixNano(), 0)) }
+
+// inFlightWindow is how long an index entry without its record is taken for
+// a write in progress rather than a leftover of a crash.
+const inFlightWindow = 5 * time.Minute
+
+// memberTime is the lastUpdated part of an index member.
+func memberTime(m string) time.Time {
+	n, err := strconv.ParseInt(m[:20], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
 
 // memberID is the id part of an index member (ids never contain ':').
 func memberID(m string) string { return m[21:] }
@@ -104,6 +119,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 			return storage.Page{}, err
 		}
 		var stale []any
+		var orphans []string // entries with no current record
 		for i, m := range batch {
 			if len(page.Items) == q.Count {
 				page.Next = encodeCursor(last)
@@ -112,13 +128,26 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 			lo = "(" + m
 			b := records[i]
 			switch {
-			case b == nil || b.Owner != q.Owner || indexMember(b.LastUpdated, b.ID) != m || b.Expired(time.Now()):
-				stale = append(stale, m)
+			case b == nil:
+				orphans = append(orphans, m)
+			case b.Owner != q.Owner || indexMember(b.LastUpdated, b.ID) != m || b.Expired(time.Now()):
+				// Put writes the entry before the record: an entry newer
+				// than its record may belong to a write still in flight.
+				if !memberTime(m).After(b.LastUpdated) || memberTime(m).Before(time.Now().Add(-inFlightWindow)) {
+					stale = append(stale, m)
+				}
 			case b.Expired(q.Now):
 			default:
 				page.Items = append(page.Items, *b)
 				last = m
 			}
+		}
+		if len(orphans) > 0 {
+			gone, err := c.goneEntries(ctx, q.Tenant, orphans)
+			if err != nil {
+				return storage.Page{}, err
+			}
+			stale = append(stale, gone...)
 		}
 		if len(stale) > 0 {
 			// Best effort: a failure leaves entries the next search skips again.
@@ -179,6 +208,33 @@ func (c *Catalog) searchIDs(ctx context.Context, q storage.Query, after string) 
 		last = h.member
 	}
 	return page, nil
+}
+
+// goneEntries picks, of index entries whose record is missing, those that
+// can go: the Binary's head shows it expired or deleted at or after the
+// entry's time, or the entry is older than any write still in flight.
+func (c *Catalog) goneEntries(ctx context.Context, tenant string, members []string) ([]any, error) {
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(members))
+	for i, m := range members {
+		cmds[i] = pipe.Get(ctx, c.binaryKey(storage.Ref{Tenant: tenant, ID: memberID(m)}, "head"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, mapError(ctx, "search", err)
+	}
+	var out []any
+	for i, m := range members {
+		at := memberTime(m)
+		if at.Before(time.Now().Add(-inFlightWindow)) {
+			out = append(out, m)
+			continue
+		}
+		var h head
+		if s, err := cmds[i].Result(); err == nil && json.Unmarshal([]byte(s), &h) == nil && !at.After(h.LastUpdated) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // currentRecords reads the current record of each id; nil where there is
