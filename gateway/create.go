@@ -58,6 +58,9 @@ func (s *Server) create(c echo.Context) error {
 // update, is the id the body's own id must agree with.
 func (s *Server) storeBody(c echo.Context, wr writeRequest, urlID string) (storage.Binary, error) {
 	s.noteBinary(c, "Binary/"+wr.ref.ID, wr.securityContext)
+	if err := s.securityContextAllowed(s.principal(c), wr.securityContext); err != nil {
+		return storage.Binary{}, err
+	}
 	body := c.Request().Body
 	if !fhirJSONTypes[baseType(wr.contentType)] {
 		return s.store(c, wr, body, nil)
@@ -251,6 +254,12 @@ func (s *Server) store(c echo.Context, wr writeRequest, body io.Reader, finish f
 		}
 		b.ContentType, b.SecurityContext = wr.contentType, wr.securityContext
 		s.noteBinary(c, "Binary/"+b.ID, b.SecurityContext)
+		// A securityContext named in the JSON body needs the same scope as
+		// one sent in X-Security-Context.
+		if err := s.securityContextAllowed(s.principal(c), b.SecurityContext); err != nil {
+			s.removeObject(b.ObjectKey)
+			return b, err
+		}
 	}
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()
@@ -299,9 +308,8 @@ func (s *Server) written(c echo.Context, b storage.Binary, status int) error {
 	h.Set("ETag", weakETag(b.Version))
 	h.Set("Last-Modified", b.LastUpdated.UTC().Format(http.TimeFormat))
 	h.Set("Cache-Control", "no-store")
-	if err := s.auditBeforeBody(c)(); err != nil {
-		return err
-	}
+	accessOf(c).status = status
+	s.auditDone(c)
 	switch preferReturn(c.Request().Header.Get("Prefer")) {
 	case "minimal":
 		return c.NoContent(status)

@@ -100,6 +100,8 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 		if err != nil {
 			s.log.Warn("presign failed; streaming instead", logAttrs(c, "error", err.Error())...)
 		} else if u.URL != "" {
+			r := accessOf(c)
+			r.redirect, r.status = true, http.StatusTemporaryRedirect
 			if err := beforeBody(); err != nil {
 				return err
 			}
@@ -120,6 +122,9 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 			return objectError(err)
 		}
 		defer body.Close()
+	}
+	if kind == rangeSingle {
+		accessOf(c).status = http.StatusPartialContent
 	}
 	if err := beforeBody(); err != nil {
 		return err

@@ -41,6 +41,9 @@ func (s *Server) importOp(c echo.Context) error {
 	if err := s.authorize(c, actCreate, nil); err != nil {
 		return err
 	}
+	if err := s.mayImport(c); err != nil {
+		return err
+	}
 	var p parameters
 	if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&p); err != nil || p.ResourceType != "Parameters" {
 		return badRequest("$import takes a FHIR Parameters resource (key, contentType, securityContext, expiresAt, owner, filename)")

@@ -8,11 +8,12 @@ import (
 
 // httpMetrics are the request-level Prometheus metrics.
 type httpMetrics struct {
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	bytesSent *prometheus.CounterVec
-	redirects prometheus.Counter
-	uploads   prometheus.Histogram
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	bytesSent     *prometheus.CounterVec
+	redirects     prometheus.Counter
+	auditFailures prometheus.Counter
+	uploads       prometheus.Histogram
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -31,13 +32,16 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		redirects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fbg_redirects_total", Help: "Downloads answered with a 307 to a presigned URL.",
 		}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fbg_audit_failures_total", Help: "AuditEvents that could not be written (content was not served).",
+		}),
 		uploads: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fbg_upload_size_bytes",
 			Help:    "Sizes of stored Binary versions.",
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 12), // 1 KiB .. 4 GiB
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.bytesSent, m.redirects, m.uploads)
+	reg.MustRegister(m.requests, m.latency, m.bytesSent, m.redirects, m.auditFailures, m.uploads)
 	return m
 }
 

@@ -48,6 +48,11 @@ func (s *Server) loadCurrent(c echo.Context, act action) (storage.Binary, error)
 	if err != nil {
 		return storage.Binary{}, err
 	}
+	// Scopes first: a token that may not read Binaries learns nothing of
+	// which ids exist.
+	if err := s.authorize(c, act, nil); err != nil {
+		return storage.Binary{}, err
+	}
 	ref := s.ref(c, id)
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()
@@ -198,10 +203,9 @@ func (s *Server) signedDownload(c echo.Context) error {
 	if s.verifySigned == nil {
 		return problem(http.StatusNotFound, "not-found", "no such route")
 	}
+	// Echo has already unescaped the wildcard; unescaping again would
+	// turn a key's literal %xx into another key.
 	key := strings.TrimPrefix(c.Param("*"), "/")
-	if k, err := url.PathUnescape(key); err == nil {
-		key = k
-	}
 	g, err := s.verifySigned(key, c.QueryParams(), s.now())
 	if err != nil {
 		return problem(http.StatusForbidden, "forbidden", "the signed URL is invalid or has expired")

@@ -81,6 +81,11 @@ func (s *Server) search(c echo.Context) error {
 		out.Link = append(out.Link, bundleLink{Relation: "next", URL: searchURL(base, params, page.Next)})
 	}
 	for _, b := range page.Items {
+		if s.securityContextAllowed(s.principal(c), b.SecurityContext) != nil {
+			// Listed only to clients that could read it; total still
+			// counts it (the index does not know scopes).
+			continue
+		}
 		out.Entry = append(out.Entry, bundleEntry{FullURL: base + "/Binary/" + b.ID, Resource: toBinaryJSON(b), Search: &entrySearch{Mode: "match"}})
 	}
 	return s.writeBundle(c, out)

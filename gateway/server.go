@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/gateway/audit"
+	"fhir-binary-gateway/gateway/auth"
 	"fhir-binary-gateway/presign"
 	"fhir-binary-gateway/storage"
 )
@@ -37,6 +39,10 @@ type Deps struct {
 	// Metrics is where the gateway registers its metrics and what /metrics
 	// serves; nil means a registry of its own.
 	Metrics *prometheus.Registry
+	// Verifier checks bearer tokens; nil means GATEWAY_AUTH=none.
+	Verifier auth.Verifier
+	// Audit takes one AuditEvent per access; nil drops them.
+	Audit audit.Sink
 }
 
 // SignedGrant is what a verified self-signed URL allows: one object, served
@@ -58,6 +64,9 @@ type Server struct {
 	echo         *echo.Echo
 	bufs         sync.Pool
 	metrics      *httpMetrics
+	verifier     auth.Verifier
+	audit        audit.Sink
+	trusted      map[string]bool
 }
 
 // New builds the Server and its routes.
@@ -71,6 +80,15 @@ func New(d Deps) *Server {
 		log:          d.Logger,
 		now:          d.Now,
 		version:      d.Version,
+		verifier:     d.Verifier,
+		audit:        d.Audit,
+		trusted:      map[string]bool{},
+	}
+	if s.audit == nil {
+		s.audit = audit.Discard{}
+	}
+	for _, c := range d.Config.TrustedClients {
+		s.trusted[c] = true
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -102,7 +120,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/readyz", s.readyz)
 
 	base := e.Group(s.cfg.BasePath)
-	base.Match([]string{http.MethodGet, http.MethodHead}, "/_signed/*", s.signedDownload)
+	base.Match([]string{http.MethodGet, http.MethodHead}, "/_signed/*", s.signedDownload, s.audited)
 	if s.cfg.BasePath != "" {
 		// Health also answers under the base path, where an API gateway may
 		// route only that prefix to the service.
@@ -116,14 +134,15 @@ func (s *Server) routes(e *echo.Echo) {
 	}
 	get := []string{http.MethodGet, http.MethodHead}
 	fhir.GET("/metadata", s.capabilities)
-	fhir.POST("/Binary", s.create)
-	fhir.GET("/Binary", s.search)
-	fhir.POST("/Binary/:op", s.importOp)
-	fhir.Match(get, "/Binary/:id", s.read)
-	fhir.PUT("/Binary/:id", s.update)
-	fhir.DELETE("/Binary/:id", s.remove)
-	fhir.Match(get, "/Binary/:id/:op", s.operation)
-	fhir.Match(get, "/Binary/:id/_history/:vid", s.vread)
+	// Every Binary route checks the bearer token and writes an AuditEvent.
+	fhir.POST("/Binary", s.create, s.guard)
+	fhir.GET("/Binary", s.search, s.guard)
+	fhir.POST("/Binary/:op", s.importOp, s.guard)
+	fhir.Match(get, "/Binary/:id", s.read, s.guard)
+	fhir.PUT("/Binary/:id", s.update, s.guard)
+	fhir.DELETE("/Binary/:id", s.remove, s.guard)
+	fhir.Match(get, "/Binary/:id/:op", s.operation, s.guard)
+	fhir.Match(get, "/Binary/:id/_history/:vid", s.vread, s.guard)
 }
 
 // healthz answers while the process can serve at all.

@@ -94,6 +94,9 @@ func (s *Server) remove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(c, actDelete, nil); err != nil {
+		return err
+	}
 	ref := s.ref(c, id)
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()
@@ -114,9 +117,8 @@ func (s *Server) remove(c echo.Context) error {
 		}
 		s.removeObjects(removed)
 	}
-	if err := s.auditBeforeBody(c)(); err != nil {
-		return err
-	}
+	accessOf(c).status = http.StatusNoContent
+	s.auditDone(c)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.NoContent(http.StatusNoContent)
 }

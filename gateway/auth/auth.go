@@ -1,0 +1,211 @@
+// Package auth verifies bearer tokens (JWTs against a JWKS) and reads what
+// they grant: the client, the tenant and the SMART scopes. It knows nothing
+// of HTTP routes; the gateway decides what a request needs.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// Principal is who a verified token speaks for.
+type Principal struct {
+	// Client owns what it creates: client_id, else azp, else sub.
+	Client string
+	// Subject is the token's sub (the user, for user/ scopes).
+	Subject string
+	// Tenant is the tenant claim's value ("" when absent).
+	Tenant string
+	Scopes Scopes
+}
+
+// Verifier checks a bearer token.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (Principal, error)
+}
+
+// ErrInvalidToken wraps every reason a token is refused; the message after
+// it says which, without echoing the token.
+var ErrInvalidToken = errors.New("invalid token")
+
+// Algorithms are the signing algorithms accepted: asymmetric only, so that
+// no key the gateway holds can forge a token, and never "none".
+var Algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"}
+
+// Leeway is the clock skew allowed on exp, nbf and iat.
+const Leeway = 30 * time.Second
+
+// Options configure a JWT verifier.
+type Options struct {
+	// JWKSURL is fetched at start, refreshed hourly and, rate-limited, when
+	// a token names an unknown kid. JWKSFile is read once at start. Exactly
+	// one is set.
+	JWKSURL, JWKSFile string
+	// Issuer and Audience, when set, must match iss and (one of) aud.
+	Issuer, Audience string
+	// TenantClaim names the claim read into Principal.Tenant.
+	TenantClaim string
+	// HTTPClient fetches the JWKS (nil: a client with a 10s timeout).
+	HTTPClient *http.Client
+	// RefreshEvery is the least time between refreshes triggered by an
+	// unknown kid (default 1 minute).
+	RefreshEvery time.Duration
+}
+
+// JWT verifies tokens signed by keys of a JWKS.
+type JWT struct {
+	keys   keyfunc.Keyfunc
+	parser *jwt.Parser
+	opts   Options
+	cancel context.CancelFunc
+}
+
+// NewJWT loads the key set. With a URL, a first fetch that fails is not an
+// error (the authorization server may start later); tokens are refused until
+// keys arrive.
+func NewJWT(opts Options) (*JWT, error) {
+	var (
+		keys   keyfunc.Keyfunc
+		err    error
+		cancel context.CancelFunc = func() {}
+	)
+	switch {
+	case opts.JWKSFile != "" && opts.JWKSURL != "":
+		return nil, errors.New("auth: set one of the JWKS URL and the JWKS file")
+	case opts.JWKSFile != "":
+		raw, rerr := os.ReadFile(opts.JWKSFile)
+		if rerr != nil {
+			return nil, fmt.Errorf("auth: JWKS file: %w", rerr)
+		}
+		if keys, err = keyfunc.NewJWKSetJSON(raw); err != nil {
+			return nil, fmt.Errorf("auth: JWKS file %s: %w", opts.JWKSFile, err)
+		}
+	case opts.JWKSURL != "":
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(context.Background())
+		client := opts.HTTPClient
+		if client == nil {
+			client = &http.Client{Timeout: 10 * time.Second}
+		}
+		every := opts.RefreshEvery
+		if every <= 0 {
+			every = time.Minute
+		}
+		keys, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{opts.JWKSURL}, keyfunc.Override{
+			Client:      client,
+			HTTPTimeout: 10 * time.Second,
+			// An unknown kid refreshes the set at most once per interval;
+			// a request never waits for the limiter.
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
+			RateLimitWaitMax:  time.Millisecond,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(context.Context, error) {}
+			},
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("auth: JWKS URL: %w", err)
+		}
+	default:
+		return nil, errors.New("auth: a JWKS URL or file is needed")
+	}
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods(Algorithms),
+		jwt.WithLeeway(Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	}
+	if opts.Issuer != "" {
+		popts = append(popts, jwt.WithIssuer(opts.Issuer))
+	}
+	if opts.Audience != "" {
+		popts = append(popts, jwt.WithAudience(opts.Audience))
+	}
+	return &JWT{keys: keys, parser: jwt.NewParser(popts...), opts: opts, cancel: cancel}, nil
+}
+
+// Close stops the background refresh.
+func (j *JWT) Close() { j.cancel() }
+
+// Verify checks the signature, algorithm, iss, aud, exp and nbf, and reads
+// the principal.
+func (j *JWT) Verify(ctx context.Context, raw string) (Principal, error) {
+	claims := jwt.MapClaims{}
+	if _, err := j.parser.ParseWithClaims(raw, claims, j.keys.KeyfuncCtx(ctx)); err != nil {
+		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
+	}
+	p := Principal{Subject: str(claims["sub"])}
+	for _, c := range []string{"client_id", "azp", "sub"} {
+		if p.Client = str(claims[c]); p.Client != "" {
+			break
+		}
+	}
+	if p.Client == "" {
+		return Principal{}, fmt.Errorf("%w: the token names no client (client_id, azp or sub)", ErrInvalidToken)
+	}
+	if j.opts.TenantClaim != "" {
+		p.Tenant = str(claims[j.opts.TenantClaim])
+	}
+	p.Scopes = ParseScopes(scopeClaim(claims))
+	return p, nil
+}
+
+// reason is a short, token-free account of why parsing failed.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "the token is malformed"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "the signature is invalid or its algorithm is not accepted"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "the token has expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "the token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "the token was issued in the future"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "the token's issuer is not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "the token is not for this audience"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "the token lacks a required claim (exp, iss or aud)"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "no key verifies the token (unknown kid or algorithm)"
+	}
+	return "the token could not be verified"
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// scopeClaim reads "scope" (space-separated, RFC 8693) or "scp" (a list
+// or a string, as some servers send).
+func scopeClaim(c jwt.MapClaims) string {
+	if s, ok := c["scope"].(string); ok {
+		return s
+	}
+	switch v := c["scp"].(type) {
+	case string:
+		return v
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	return ""
+}
