@@ -1,0 +1,196 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/operator"
+)
+
+// snapshot is what a client sees of a Binary: its JSON (without volatile
+// headers) and its bytes.
+func snapshot(t *testing.T, g *gw, id string) string {
+	t.Helper()
+	res, js := g.do(http.MethodGet, "/Binary/"+id+"?_summary=true", nil, "Accept", "application/fhir+json")
+	if res.StatusCode != 200 {
+		t.Fatalf("snapshot %s: %d %s", id, res.StatusCode, js)
+	}
+	res, raw := g.do(http.MethodGet, "/Binary/"+id+"/$binary-access-read", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("snapshot %s raw: %d", id, res.StatusCode)
+	}
+	hist, _ := g.do(http.MethodGet, "/Binary/"+id+"/_history", nil)
+	_ = hist
+	return fmt.Sprintf("%s|%s|%s|%s|%s", js, sha(raw), res.Header.Get("ETag"), res.Header.Get("Content-Disposition"), res.Header.Get("X-Security-Context"))
+}
+
+func TestReindexAfterFlush(t *testing.T) {
+	g := startGateway(t, real, func(c *config.Config) {
+		c.DownloadMode = config.ModeStream
+		u, _ := url.Parse(c.RedisURL)
+		u.Path = "/7" // a database of its own, so FLUSHDB touches no other test
+		c.RedisURL = u.String()
+	})
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 12; i++ {
+		id := g.upload(payload(1000+i), "application/pdf",
+			"X-Security-Context", "Group/g"+fmt.Sprint(i%3),
+			"X-Expires-At", time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+			"Content-Disposition", fmt.Sprintf(`attachment; filename="doc-%d.pdf"`, i))
+		ids = append(ids, id)
+	}
+	// A second version, and an imported export file.
+	if res, body := g.do(http.MethodPut, "/Binary/"+ids[0], strings.NewReader("v2"), "Content-Type", "text/plain"); res.StatusCode != 200 {
+		t.Fatalf("update: %d %s", res.StatusCode, body)
+	}
+	if _, err := g.be.Objects.Put(ctx, "exports/job-1/Patient.ndjson", strings.NewReader(ndjson), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := operator.Import(ctx, g.be.Objects, g.be.Catalog, operator.ImportRequest{Key: "exports/job-1/Patient.ndjson", SecurityContext: "Group/example-group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, imp.ID)
+	before := map[string]string{}
+	for _, id := range ids {
+		before[id] = snapshot(t, g, id)
+	}
+
+	rdb := redis.NewClient(mustRedisOptions(t, g.cfg.RedisURL))
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := g.do(http.MethodGet, "/Binary/"+ids[1], nil); res.StatusCode != 404 {
+		t.Fatalf("after FLUSHDB: %d, want 404", res.StatusCode)
+	}
+	start := time.Now()
+	rep, err := operator.Reindex(ctx, g.be.Objects, g.be.Catalog, operator.ReindexOptions{})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("reindex: %v %v", err, rep.Problems)
+	}
+	t.Logf("reindex restored %d versions from %d objects in %v", rep.Restored, rep.Objects, time.Since(start))
+	if rep.Restored != 14 {
+		t.Errorf("restored %d versions, want 14", rep.Restored)
+	}
+	for _, id := range ids {
+		if got := snapshot(t, g, id); got != before[id] {
+			t.Errorf("Binary/%s after reindex:\n got %s\nwant %s", id, got, before[id])
+		}
+	}
+	if res, body := g.do(http.MethodGet, "/Binary/"+ids[0]+"/_history/1", nil); res.StatusCode != 200 || !bytes.Equal(body, payload(1000)) {
+		t.Errorf("old version after reindex: %d", res.StatusCode)
+	}
+	// Running it again changes nothing.
+	rep, err = operator.Reindex(ctx, g.be.Objects, g.be.Catalog, operator.ReindexOptions{})
+	if err != nil || rep.Restored != 0 || rep.Present != 14 {
+		t.Errorf("second reindex: %+v %v", rep, err)
+	}
+}
+
+func mustRedisOptions(t *testing.T, u string) *redis.Options {
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// An upload cut off mid-body leaves neither an object nor a record.
+func TestAbortedUploadLeavesNothing(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			u, _ := url.Parse(g.url)
+			conn, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "POST %s/Binary HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", u.Path, u.Host, 4<<20)
+			_, _ = conn.Write(payload(1 << 20))
+			conn.Close()
+			ctx := context.Background()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var keys []string
+				_ = g.be.Objects.List(ctx, "", func(o storage.ObjectInfo) error { keys = append(keys, o.Key); return nil })
+				page, err := g.be.Catalog.Search(ctx, storage.Query{Count: 10, Now: time.Now()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Items) > 0 {
+					t.Fatalf("a record exists for an aborted upload: %+v", page.Items)
+				}
+				if len(keys) == 0 {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("objects left by an aborted upload: %v", keys)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestGC(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			ctx := context.Background()
+			keep := g.upload([]byte("keep me"), "text/plain")
+			short := g.upload([]byte("short"), "text/plain", "X-Expires-At", time.Now().Add(2*time.Second).UTC().Format(time.RFC3339Nano))
+			// An orphan, as a crash between object and record leaves it.
+			if _, err := g.be.Objects.Put(ctx, storage.BinariesPrefix+"_/crashed/v1-x", strings.NewReader("orphan"), storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// An export file nobody imported: gc must never touch it.
+			if _, err := g.be.Objects.Put(ctx, "exports/untouched.ndjson", strings.NewReader(ndjson), storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2500 * time.Millisecond)
+
+			dry, err := operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dry.Removed) != 0 {
+				t.Errorf("with the default grace nothing young is removed, got %v", dry.Removed)
+			}
+			dry, err = operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{DryRun: true, Grace: time.Nanosecond})
+			if err != nil || len(dry.Removed) != 2 {
+				t.Fatalf("dry run: %v %v", dry.Removed, err)
+			}
+			var n int
+			_ = g.be.Objects.List(ctx, "", func(storage.ObjectInfo) error { n++; return nil })
+			if n != 4 {
+				t.Fatalf("a dry run removed something: %d objects", n)
+			}
+			rep, err := operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{Grace: time.Nanosecond})
+			if err != nil || len(rep.Removed) != 2 {
+				t.Fatalf("gc: %v %v", rep.Removed, err)
+			}
+			if res, _ := g.do(http.MethodGet, "/Binary/"+keep, nil); res.StatusCode != 200 {
+				t.Errorf("live Binary after gc: %d", res.StatusCode)
+			}
+			if res, _ := g.do(http.MethodGet, "/Binary/"+short, nil); res.StatusCode != 410 {
+				t.Errorf("expired Binary after gc: %d", res.StatusCode)
+			}
+			if _, err := g.be.Objects.Stat(ctx, "exports/untouched.ndjson"); err != nil {
+				t.Errorf("gc touched a file outside its prefixes: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,234 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/gateway"
+	"fhir-binary-gateway/storage"
+)
+
+// follow fetches a presigned Location the way a client following the
+// redirect does: without the gateway's Authorization header.
+func follow(t *testing.T, loc string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, loc, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("follow %s: %v", redactQuery(loc), err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
+}
+
+func redactQuery(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<url>"
+	}
+	p.RawQuery = ""
+	return p.String()
+}
+
+func TestRedirectDownloads(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, func(c *config.Config) {
+				c.DownloadMode = config.ModeRedirect
+				c.PresignTTL = 90 * time.Second
+			})
+			data := payload(300_000)
+			id := g.upload(data, "application/pdf", "Content-Disposition", `attachment; filename="report.pdf"`)
+			for _, path := range []string{"/Binary/" + id + "/$binary-access-read", "/Binary/" + id + "/$export-download", "/Binary/" + id} {
+				res, body := g.do(http.MethodGet, path, nil)
+				wantStatus(t, res, body, http.StatusTemporaryRedirect)
+				loc := res.Header.Get("Location")
+				if loc == "" || res.Header.Get("Cache-Control") != "no-store" {
+					t.Fatalf("307 Location %q Cache-Control %q", redactQuery(loc), res.Header.Get("Cache-Control"))
+				}
+				if exp := presignedLife(t, loc); exp <= 0 || exp > 90*time.Second {
+					t.Errorf("presigned life %v, want (0, 90s]", exp)
+				}
+				fres, fbody := follow(t, loc)
+				if fres.StatusCode != 200 || !bytes.Equal(fbody, data) {
+					t.Fatalf("following the redirect: %d, %d bytes", fres.StatusCode, len(fbody))
+				}
+				if fres.Header.Get("Content-Type") != "application/pdf" || !strings.Contains(fres.Header.Get("Content-Disposition"), `filename="report.pdf"`) {
+					t.Errorf("redirect target answers Content-Type %q Content-Disposition %q", fres.Header.Get("Content-Type"), fres.Header.Get("Content-Disposition"))
+				}
+				// A ranged request through the redirect is still correct.
+				fres, fbody = follow(t, loc, "Range", "bytes=1000-1999")
+				if fres.StatusCode != 206 || !bytes.Equal(fbody, data[1000:2000]) {
+					t.Errorf("ranged follow: %d, %d bytes", fres.StatusCode, len(fbody))
+				}
+			}
+			// HEAD never redirects.
+			res, _ := g.do(http.MethodHead, "/Binary/"+id+"/$binary-access-read", nil)
+			if res.StatusCode != 200 || res.ContentLength != int64(len(data)) {
+				t.Errorf("HEAD: %d, Content-Length %d", res.StatusCode, res.ContentLength)
+			}
+			// The FHIR JSON read is never a redirect.
+			res, _ = g.do(http.MethodGet, "/Binary/"+id, nil, "Accept", "application/fhir+json")
+			if res.StatusCode != 200 {
+				t.Errorf("JSON read: %d", res.StatusCode)
+			}
+			// Go's client follows the redirect by itself.
+			res2, err := http.Get(g.url + "/Binary/" + id + "/$binary-access-read")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(res2.Body)
+			res2.Body.Close()
+			if res2.StatusCode != 200 || !bytes.Equal(got, data) {
+				t.Errorf("net/http following: %d, %d bytes", res2.StatusCode, len(got))
+			}
+		})
+	}
+}
+
+func TestAutoModeRedirectsOnlyLargeContent(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, func(c *config.Config) { c.RedirectMinSize = 64 << 10 })
+			small := g.upload(payload(1000), "application/octet-stream")
+			large := g.upload(payload(100_000), "application/octet-stream")
+			if res, _ := g.do(http.MethodGet, "/Binary/"+small+"/$binary-access-read", nil); res.StatusCode != 200 {
+				t.Errorf("small: %d, want 200 streamed", res.StatusCode)
+			}
+			if res, _ := g.do(http.MethodGet, "/Binary/"+large+"/$binary-access-read", nil); res.StatusCode != 307 {
+				t.Errorf("large: %d, want 307", res.StatusCode)
+			}
+		})
+	}
+}
+
+// presignedLife reads how long a presigned URL lives from its query: SigV4's
+// X-Amz-Date + X-Amz-Expires, or the gateway's own expires=unix.
+func presignedLife(t *testing.T, loc string) time.Duration {
+	t.Helper()
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if d := q.Get("X-Amz-Date"); d != "" {
+		start, err := time.Parse("20060102T150405Z", d)
+		secs, err2 := strconv.Atoi(q.Get("X-Amz-Expires"))
+		if err != nil || err2 != nil {
+			t.Fatalf("bad SigV4 query")
+		}
+		return time.Until(start.Add(time.Duration(secs) * time.Second))
+	}
+	if e := q.Get("expires"); e != "" {
+		n, err := strconv.ParseInt(e, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Until(time.Unix(n, 0))
+	}
+	t.Fatalf("no expiry in the presigned URL")
+	return 0
+}
+
+func TestExpiry(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, func(c *config.Config) {
+				c.DownloadMode = config.ModeRedirect
+				c.PresignTTL = time.Hour
+			})
+			expires := time.Now().Add(4 * time.Second)
+			id := g.upload([]byte("short-lived"), "text/plain", "X-Expires-At", expires.UTC().Format(time.RFC3339Nano))
+			res, _ := g.do(http.MethodGet, "/Binary/"+id+"/$binary-access-read", nil)
+			if res.StatusCode != 307 {
+				t.Fatalf("before expiry: %d", res.StatusCode)
+			}
+			if life := presignedLife(t, res.Header.Get("Location")); life > time.Until(expires)+time.Second {
+				t.Errorf("presigned URL lives %v, past the file's expiry in %v", life, time.Until(expires))
+			}
+			res, _ = g.do(http.MethodGet, "/Binary/"+id+"/$binary-access-read", nil, "Range", "bytes=0-1")
+			if res.StatusCode != 307 {
+				t.Errorf("ranged before expiry: %d", res.StatusCode)
+			}
+			time.Sleep(time.Until(expires) + 1500*time.Millisecond)
+			for _, req := range [][2]string{
+				{"GET", "/Binary/" + id},
+				{"GET", "/Binary/" + id + "?_format=json"},
+				{"GET", "/Binary/" + id + "/$binary-access-read"},
+				{"GET", "/Binary/" + id + "/$export-download"},
+				{"HEAD", "/Binary/" + id + "/$binary-access-read"},
+			} {
+				res, body := g.do(req[0], req[1], nil)
+				wantStatus(t, res, body, http.StatusGone)
+			}
+		})
+	}
+}
+
+func TestTooLargeLeavesNothing(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, func(c *config.Config) { c.MaxUploadSize = 1 << 20 })
+			// Chunked (no Content-Length): the limit is found while streaming.
+			body := io.MultiReader(bytes.NewReader(payload(1<<20)), strings.NewReader("one byte too many"))
+			req, _ := http.NewRequest(http.MethodPost, g.url+"/Binary", body)
+			req.Header.Set("Content-Type", "application/octet-stream")
+			res, err := g.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			wantStatus(t, res, b, http.StatusRequestEntityTooLarge)
+			ctx := context.Background()
+			var objects []string
+			_ = g.be.Objects.List(ctx, "", func(o storage.ObjectInfo) error { objects = append(objects, o.Key); return nil })
+			if len(objects) != 0 {
+				t.Errorf("objects left behind: %v", objects)
+			}
+			page, err := g.be.Catalog.Search(ctx, storage.Query{Count: 10, Now: time.Now()})
+			if err != nil || len(page.Items) != 0 {
+				t.Errorf("records left behind: %v %v", page.Items, err)
+			}
+			// Exactly the limit is fine.
+			g.upload(payload(1<<20), "application/octet-stream")
+		})
+	}
+}
+
+func TestMetadataAndHealth(t *testing.T) {
+	g := startGateway(t, embedded, func(c *config.Config) { c.BasePath = "/uscore/v1/bulk-data" })
+	res, body := g.do(http.MethodGet, "/metadata", nil)
+	wantStatus(t, res, body, http.StatusOK)
+	for _, want := range []string{`"resourceType": "CapabilityStatement"`, `"fhirVersion": "4.0.1"`, `"type": "Binary"`, "binary-access-read", "export-download", gateway.ExtExpires} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("CapabilityStatement lacks %s", want)
+		}
+	}
+	id := g.upload([]byte("x"), "text/plain")
+	res, _ = g.do(http.MethodGet, "/Binary/"+id+"/$binary-access-read", nil)
+	if res.StatusCode != 200 {
+		t.Errorf("under base path: %d", res.StatusCode)
+	}
+	root := strings.TrimSuffix(g.url, g.cfg.BasePath)
+	if res, _ := g.do(http.MethodGet, root+"/Binary/"+id, nil); res.StatusCode != 404 {
+		t.Errorf("outside base path: %d, want 404", res.StatusCode)
+	}
+	for _, p := range []string{root + "/healthz", root + "/readyz"} {
+		if res, body := g.do(http.MethodGet, p, nil); res.StatusCode != 200 {
+			t.Errorf("%s: %d %s", p, res.StatusCode, body)
+		}
+	}
+}

@@ -1,0 +1,170 @@
+// Command fhir-binary-gateway serves the FHIR R4 Binary resource over content
+// kept in S3 (or a local data dir), with metadata in Redis (or bbolt).
+//
+//	fhir-binary-gateway [serve] [flags]   run the HTTP service (default)
+//	fhir-binary-gateway import|reindex|gc  operator commands (--help for each)
+//	fhir-binary-gateway version           print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"fhir-binary-gateway/cmd/fhir-binary-gateway/app"
+	"fhir-binary-gateway/config"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, stdout, stderr)
+	case "import":
+		err = importCmd(args, stdout, stderr)
+	case "reindex":
+		err = reindexCmd(args, stdout, stderr)
+	case "gc":
+		err = gcCmd(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "fhir-binary-gateway", version)
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "fhir-binary-gateway: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, app.ErrUsage):
+		fmt.Fprintln(stderr, "fhir-binary-gateway:", err)
+		return 2
+	}
+	fmt.Fprintln(stderr, "fhir-binary-gateway:", oneLine(err))
+	return 1
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: fhir-binary-gateway [command] [flags]
+
+commands:
+  serve     run the HTTP service (default)
+  import    register objects already in the store as Binaries
+  reindex   rebuild the metadata catalog from the objects
+  gc        remove expired, deleted and orphan objects (--dry-run lists them)
+  version   print the version
+
+Each command takes --help.
+
+settings (each also an environment variable):
+`)
+	config.Usage(w)
+}
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg, err := config.LoadInto(fs, args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(stdout)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	backends, err := app.OpenBackends(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer backends.Close()
+	if err := backends.OpenAccess(cfg, stdout); err != nil {
+		return err
+	}
+	if cfg.Auth == config.AuthJWT && (cfg.JWTIssuer == "" || cfg.JWTAudience == "") {
+		log.Warn("GATEWAY_JWT_ISSUER or GATEWAY_JWT_AUDIENCE is empty: tokens are accepted from any issuer or for any audience the keys sign")
+	}
+	if cfg.Auth == config.AuthNone {
+		log.Warn("GATEWAY_AUTH=none: every caller may read and write every Binary (fine on a laptop, never in production)")
+	}
+	handler := app.NewServer(cfg, backends, log, version)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_LISTEN: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderLimit,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: a large download may rightly take long.
+	}
+	fmt.Fprintf(stdout, "fhir-binary-gateway %s listening on %s (%s)\n", version, listenURL(ln.Addr(), cfg), backends.Describe)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight transfers finish within the grace period.
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: transfers still running after %s were cut", cfg.ShutdownGrace)
+	}
+	return nil
+}
+
+// listenURL is the address to print: a wildcard host shown as 127.0.0.1.
+func listenURL(addr net.Addr, cfg config.Config) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + cfg.BasePath
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

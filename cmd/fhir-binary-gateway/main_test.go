@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary compiles the command once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fhir-binary-gateway")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var listening = regexp.MustCompile(`listening on (http://\S+)`)
+
+// startBinary runs `serve` and returns its base URL once it prints it.
+func startBinary(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), append([]string{"GATEWAY_LISTEN=127.0.0.1:0", "GATEWAY_DATA_DIR=" + t.TempDir(), "GATEWAY_AUDIT_LOG=" + filepath.Join(t.TempDir(), "audit.log")}, env...)...)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	found := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if m := listening.FindStringSubmatch(lines.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return cmd, u, &stderr
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the gateway did not say where it listens; stderr: %s", stderr.String())
+	}
+	return nil, "", nil
+}
+
+func TestSIGTERMLetsADownloadInFlightFinish(t *testing.T) {
+	bin := buildBinary(t)
+	cmd, base, stderr := startBinary(t, bin, "GATEWAY_DOWNLOAD_MODE=stream", "GATEWAY_SHUTDOWN_GRACE=20s")
+	data := make([]byte, 8<<20)
+	_, _ = rand.Read(data)
+	res, err := http.Post(base+"/Binary", "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	_ = json.NewDecoder(res.Body).Decode(&created)
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("upload: %d", res.StatusCode)
+	}
+
+	res, err = http.Get(base + "/Binary/" + created.ID + "/$binary-access-read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	got := make([]byte, 0, len(data))
+	buf := make([]byte, 64<<10)
+	n, _ := io.ReadFull(res.Body, buf)
+	got = append(got, buf[:n]...)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// New requests are no longer taken...
+	if r, err := http.Get(base + "/healthz"); err == nil {
+		r.Body.Close()
+		t.Errorf("a new request was served after SIGTERM: %d", r.StatusCode)
+	}
+	// ...but the one in flight completes, read slowly.
+	for {
+		n, err := res.Body.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("download in flight cut after %d bytes: %v", len(got), err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("download in flight: %d bytes, want %d", len(got), len(data))
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gateway did not exit after SIGTERM")
+	}
+}
+
+func TestBadSettingStopsWithOneLine(t *testing.T) {
+	bin := buildBinary(t)
+	for setting, value := range map[string]string{
+		"GATEWAY_PRESIGN_TTL":     "soon",
+		"GATEWAY_MAX_UPLOAD_SIZE": "lots",
+		"GATEWAY_DOWNLOAD_MODE":   "carrier-pigeon",
+	} {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = append(os.Environ(), setting+"="+value, "GATEWAY_DATA_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%s=%s: started", setting, value)
+			continue
+		}
+		text := strings.TrimSpace(string(out))
+		if strings.Count(text, "\n") != 0 || !strings.Contains(text, setting) {
+			t.Errorf("%s=%s: output %q is not one line naming the setting", setting, value, text)
+		}
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "fhir-binary-gateway ") {
+		t.Errorf("version: %q %v", out, err)
+	}
+	for _, sub := range []string{"import", "reindex", "gc"} {
+		out, err := exec.Command(bin, sub, "--help").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "usage: fhir-binary-gateway "+sub) {
+			t.Errorf("%s --help: %v %s", sub, err, out)
+		}
+	}
+}

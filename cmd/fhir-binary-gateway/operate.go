@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"fhir-binary-gateway/cmd/fhir-binary-gateway/app"
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/operator"
+)
+
+// operatorCommand opens the stores with the serve settings plus the
+// command's own flags, and runs fn.
+func operatorCommand(name, summary string, args []string, stdout, stderr io.Writer,
+	flags func(fs *flag.FlagSet), fn func(ctx context.Context, cfg config.Config, b *app.Backends) error) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	flags(fs)
+	cfg, err := config.LoadInto(fs, args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "usage: fhir-binary-gateway %s [flags]\n\n%s\n\nflags:\n", name, summary)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(f.Usage, "(env GATEWAY_") {
+				fmt.Fprintf(stdout, "  --%-18s %s\n", f.Name, f.Usage)
+			}
+		})
+		fmt.Fprintln(stdout, "\nand every serve setting (see fhir-binary-gateway --help).")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	b, err := app.OpenBackends(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return fn(ctx, cfg, b)
+}
+
+func importCmd(args []string, stdout, stderr io.Writer) error {
+	var key, prefix, contentType, securityContext, expires, owner, tenant string
+	return operatorCommand("import",
+		"Registers objects that already sit in the store (written by an export pipeline) as Binaries,\nand prints each new id with its download URL.",
+		args, stdout, stderr,
+		func(fs *flag.FlagSet) {
+			fs.StringVar(&key, "key", "", "object key to register (relative to the bucket prefix / data dir)")
+			fs.StringVar(&prefix, "prefix", "", "register every object under this key prefix")
+			fs.StringVar(&contentType, "content-type", "", "content type (default: from the extension; .ndjson → application/fhir+ndjson)")
+			fs.StringVar(&securityContext, "security-context", "", "securityContext reference, e.g. Group/example-group")
+			fs.StringVar(&expires, "expires-at", "", "RFC 3339 instant after which the Binaries are gone")
+			fs.StringVar(&owner, "owner", "", "client id the Binaries belong to")
+			fs.StringVar(&tenant, "tenant", "", "tenant (multi-tenant mode)")
+		},
+		func(ctx context.Context, cfg config.Config, b *app.Backends) error {
+			if (key == "") == (prefix == "") {
+				return fmt.Errorf("%w: import needs exactly one of --key and --prefix", app.ErrUsage)
+			}
+			req := operator.ImportRequest{ContentType: contentType, SecurityContext: securityContext, Owner: owner, Tenant: tenant}
+			if expires != "" {
+				t, err := time.Parse(time.RFC3339Nano, expires)
+				if err != nil {
+					return fmt.Errorf("%w: --expires-at %q is not an RFC 3339 instant", app.ErrUsage, expires)
+				}
+				req.ExpiresAt = t
+			} else if cfg.DefaultRetention > 0 {
+				req.ExpiresAt = time.Now().Add(cfg.DefaultRetention)
+			}
+			keys := []string{key}
+			if prefix != "" {
+				keys = nil
+				err := b.Objects.List(ctx, prefix, func(o storage.ObjectInfo) error {
+					if !strings.HasPrefix(o.Key, storage.BinariesPrefix) && !strings.HasPrefix(o.Key, storage.ImportsPrefix) {
+						keys = append(keys, o.Key)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			base := cfg.BaseURL
+			if base == "" {
+				base = "http://localhost" + cfg.Listen + cfg.BasePath
+			}
+			if tenant != "" {
+				base += "/" + tenant
+			}
+			prog := newProgress(stderr, "imported")
+			for i, k := range keys {
+				r := req
+				r.Key = k
+				bin, err := operator.Import(ctx, b.Objects, b.Catalog, r)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%s\t%s/Binary/%s/$binary-access-read\t%s\n", bin.ID, base, bin.ID, k)
+				prog(i + 1)
+			}
+			prog.done(len(keys))
+			return nil
+		})
+}
+
+func reindexCmd(args []string, stdout, stderr io.Writer) error {
+	return operatorCommand("reindex",
+		"Rebuilds the metadata catalog from the objects (after a Redis loss or FLUSHALL).\nVersions the catalog already has are left alone.",
+		args, stdout, stderr, func(*flag.FlagSet) {},
+		func(ctx context.Context, cfg config.Config, b *app.Backends) error {
+			prog := newProgress(stderr, "objects read")
+			rep, err := operator.Reindex(ctx, b.Objects, b.Catalog, operator.ReindexOptions{Progress: prog.report})
+			prog.done(rep.Objects)
+			for _, p := range rep.Problems {
+				fmt.Fprintln(stderr, "warning:", p)
+			}
+			fmt.Fprintf(stdout, "reindex: %d objects read, %d versions restored, %d already present, %d expired left out, %d problems\n",
+				rep.Objects, rep.Restored, rep.Present, rep.Expired, len(rep.Problems))
+			return err
+		})
+}
+
+func gcCmd(args []string, stdout, stderr io.Writer) error {
+	var dryRun bool
+	var grace time.Duration
+	return operatorCommand("gc",
+		"Removes the objects of expired and deleted Binaries, and orphan objects older than the grace period.",
+		args, stdout, stderr,
+		func(fs *flag.FlagSet) {
+			fs.BoolVar(&dryRun, "dry-run", false, "list what would be removed, remove nothing")
+			fs.DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this (uploads in flight)")
+		},
+		func(ctx context.Context, cfg config.Config, b *app.Backends) error {
+			prog := newProgress(stderr, "objects scanned")
+			rep, err := operator.GC(ctx, b.Objects, b.Catalog, operator.GCOptions{Grace: grace, DryRun: dryRun, Progress: prog.report})
+			prog.done(rep.Scanned)
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, r := range rep.Removed {
+				fmt.Fprintf(stdout, "%s %s\n", verb, r)
+			}
+			fmt.Fprintf(stdout, "gc: %d objects scanned, %d kept, %d %s\n", rep.Scanned, rep.Kept, len(rep.Removed), verb)
+			return err
+		})
+}
+
+// progress prints count and rate on a terminal, at most a few times a second.
+type progress func(done int)
+
+func newProgress(w io.Writer, what string) progress {
+	f, ok := w.(*os.File)
+	tty := false
+	if ok {
+		if st, err := f.Stat(); err == nil {
+			tty = st.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	start, last := time.Now(), time.Time{}
+	return func(done int) {
+		if !tty || time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		rate := float64(done) / time.Since(start).Seconds()
+		fmt.Fprintf(w, "\r%d %s (%.0f/s)   ", done, what, rate)
+	}
+}
+
+func (p progress) report(done int) { p(done) }
+
+func (p progress) done(n int) { p(n) }
