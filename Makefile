@@ -45,12 +45,20 @@ lint: ## gofmt -l (fails on unformatted files) and go vet
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
-# Benchmarks and fuzz targets are added by their packages; these targets find
-# them (and succeed, saying so, while there are none).
+# Benchmarks: the gateway (separate processes) against the direct S3 path on
+# the same local MinIO + Redis as `make test`; writes docs/benchmarks.md + .png.
+# Servers this run started are stopped on the way out; running ones are reused.
 .PHONY: bench
-bench: ## Run every Go benchmark (go test -run=NONE -bench=. -benchmem ./...)
-	go test -run=NONE -bench=. -benchmem ./...
+bench: ## Gateway vs direct S3 on local MinIO + Redis (~10 min); writes docs/benchmarks.md and .png
+	@set -euo pipefail; \
+	if scripts/services.sh status 2>/dev/null; then echo "bench: reusing running services"; \
+	else trap 'scripts/services.sh down' EXIT; fi; \
+	scripts/services.sh up; \
+	set -a; . .services/env; set +a; \
+	go run ./cmd/fhir-binary-gateway/bench -out docs
 
+# Fuzz targets are added by their packages; this target finds them (and
+# succeeds, saying so, while there are none).
 .PHONY: fuzz
 fuzz: ## Run every Fuzz* target for FUZZTIME each (default 30s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
