@@ -18,6 +18,13 @@ import (
 	"time"
 )
 
+// UploadAborter is implemented by stores whose interrupted uploads leave
+// parts behind (S3 multipart uploads): gc aborts those started before a
+// time, under a prefix, and returns their keys.
+type UploadAborter interface {
+	AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, dryRun bool) ([]string, error)
+}
+
 var (
 	// ErrNotFound: no such object, record or version.
 	ErrNotFound = errors.New("not found")

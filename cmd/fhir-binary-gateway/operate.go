@@ -138,7 +138,7 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 		args, stdout, stderr,
 		func(fs *flag.FlagSet) {
 			fs.BoolVar(&dryRun, "dry-run", false, "list what would be removed, remove nothing")
-			fs.DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this (uploads in flight)")
+			fs.DurationVar(&grace, "grace", operator.DefaultGrace, "keep unreferenced objects younger than this (uploads in flight)")
 		},
 		func(ctx context.Context, cfg config.Config, b *app.Backends) error {
 			prog := newProgress(stderr, "objects scanned")
@@ -151,7 +151,14 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 			for _, r := range rep.Removed {
 				fmt.Fprintf(stdout, "%s %s\n", verb, r)
 			}
-			fmt.Fprintf(stdout, "gc: %d objects scanned, %d kept, %d %s\n", rep.Scanned, rep.Kept, len(rep.Removed), verb)
+			for _, k := range rep.AbortedUploads {
+				fmt.Fprintf(stdout, "%s %s (unfinished upload)\n", verb, k)
+			}
+			for _, w := range rep.Warnings {
+				fmt.Fprintf(stderr, "gc: warning: %s\n", w)
+			}
+			fmt.Fprintf(stdout, "gc: %d objects scanned, %d kept, %d %s, %d unfinished uploads aborted\n",
+				rep.Scanned, rep.Kept, len(rep.Removed), verb, len(rep.AbortedUploads))
 			return err
 		})
 }

@@ -14,8 +14,9 @@ import (
 // GCOptions tune GC.
 type GCOptions struct {
 	Now time.Time
-	// Grace protects objects younger than this (DefaultGrace when zero):
-	// an upload in flight writes its object before its record.
+	// Grace protects objects younger than this (DefaultGrace is what the
+	// gc command uses): an upload in flight writes its object before its
+	// record. Zero protects nothing.
 	Grace    time.Duration
 	DryRun   bool
 	Progress Progress
@@ -30,6 +31,11 @@ type GCReport struct {
 	Scanned int
 	Removed []string // object keys, with the reason after a space
 	Kept    int
+	// AbortedUploads are unfinished multipart uploads (of a gateway that
+	// died mid-upload) older than the grace period, aborted.
+	AbortedUploads []string
+	// Warnings are steps that could not be done (the rest was).
+	Warnings []string
 }
 
 // GC removes the objects of expired versions, the objects of deleted
@@ -40,9 +46,6 @@ type GCReport struct {
 func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalog, o GCOptions) (GCReport, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
-	}
-	if o.Grace <= 0 {
-		o.Grace = DefaultGrace
 	}
 	var rep GCReport
 	live := map[string]bool{}
@@ -103,6 +106,15 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 		})
 		if err != nil {
 			return rep, fmt.Errorf("listing %s: %w", prefix, err)
+		}
+	}
+	if a, ok := objects.(storage.UploadAborter); ok {
+		keys, err := a.AbortStaleUploads(ctx, storage.BinariesPrefix, o.Now.Add(-o.Grace), o.DryRun)
+		rep.AbortedUploads = append(rep.AbortedUploads, keys...)
+		if err != nil {
+			// Listing multipart uploads may not be granted (the bucket's
+			// lifecycle rule aborts them later anyway).
+			rep.Warnings = append(rep.Warnings, "unfinished uploads not aborted: "+err.Error())
 		}
 	}
 	// Imported objects of expired records live outside the prefixes above.

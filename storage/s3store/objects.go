@@ -236,3 +236,39 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return err
 }
+
+// AbortStaleUploads aborts the multipart uploads under prefix that were
+// started before startedBefore: what a gateway killed mid-upload leaves
+// (the bucket's lifecycle rule would abort them too, but only after days).
+func (s *Store) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, dryRun bool) ([]string, error) {
+	var aborted []string
+	// Filtered here rather than by Prefix: MinIO lists uploads by prefix
+	// only for an exact key.
+	full := s.FullKey(prefix)
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.opts.Bucket)}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return aborted, s.mapError(ctx, "list multipart uploads", prefix, err)
+		}
+		for _, u := range page.Uploads {
+			if !strings.HasPrefix(aws.ToString(u.Key), full) || !aws.ToTime(u.Initiated).Before(startedBefore) {
+				continue
+			}
+			key := strings.TrimPrefix(aws.ToString(u.Key), s.opts.Prefix)
+			if !dryRun {
+				_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+					Bucket: aws.String(s.opts.Bucket), Key: u.Key, UploadId: u.UploadId,
+				})
+				if err != nil && !errors.Is(s.mapError(ctx, "abort upload", key, err), storage.ErrNotFound) {
+					return aborted, s.mapError(ctx, "abort upload", key, err)
+				}
+			}
+			aborted = append(aborted, key)
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return aborted, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}

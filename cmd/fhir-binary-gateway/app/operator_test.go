@@ -162,7 +162,7 @@ func TestGC(t *testing.T) {
 			}
 			time.Sleep(2500 * time.Millisecond)
 
-			dry, err := operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{DryRun: true})
+			dry, err := operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{DryRun: true, Grace: operator.DefaultGrace})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -242,6 +242,9 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("gc removed %d objects that records name: %v", len(missing), missing)
 	}
+	if n := openMultipartUploads(t, st.minio); n != 0 {
+		t.Errorf("gc left %d unfinished multipart uploads (of %d)", n, uploadsOpen)
+	}
 	readBack("after gc")
 }
 
