@@ -41,6 +41,9 @@ var ErrInvalidToken = errors.New("invalid token")
 // no key the gateway holds can forge a token, and never "none".
 var Algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"}
 
+// jwksFetchTimeout bounds one fetch of the key set from its URL.
+const jwksFetchTimeout = 10 * time.Second
+
 // Leeway is the clock skew allowed on exp, nbf and iat.
 const Leeway = 30 * time.Second
 
@@ -94,7 +97,7 @@ func NewJWT(opts Options) (*JWT, error) {
 		ctx, cancel = context.WithCancel(context.Background())
 		client := opts.HTTPClient
 		if client == nil {
-			client = &http.Client{Timeout: 10 * time.Second}
+			client = &http.Client{Timeout: jwksFetchTimeout}
 		}
 		every := opts.RefreshEvery
 		if every <= 0 {
@@ -102,11 +105,16 @@ func NewJWT(opts Options) (*JWT, error) {
 		}
 		keys, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{opts.JWKSURL}, keyfunc.Override{
 			Client:      client,
-			HTTPTimeout: 10 * time.Second,
-			// An unknown kid refreshes the set at most once per interval;
-			// a request never waits for the limiter.
+			HTTPTimeout: jwksFetchTimeout,
+			// An unknown kid refreshes the set at most once per interval.
+			// jwkset runs that refresh under the limiter's wait deadline, so
+			// the deadline must leave room for the fetch itself (a 1ms one
+			// failed every refresh over a real network). The limiter only
+			// waits when its next token falls inside the deadline, so at
+			// most one request per interval waits, for at most this long;
+			// every other unknown kid is refused at once.
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
-			RateLimitWaitMax:  time.Millisecond,
+			RateLimitWaitMax:  jwksFetchTimeout,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				return func(context.Context, error) {}
 			},

@@ -161,6 +161,9 @@ func TestJWKSURLRefreshOnUnknownKid(t *testing.T) {
 		fetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		if rotated.Load() {
+			// A real authorization server is a network round trip away:
+			// the refresh must not run under a deadline shorter than that.
+			time.Sleep(150 * time.Millisecond)
 			_, _ = w.Write(iss.JWKSWithOther())
 			return
 		}
