@@ -5,8 +5,8 @@
 // and 350 allocations), which caps the redirect rate. So the endpoint the SDK
 // would address is resolved once, with the SDK's own endpoint resolver, when
 // the Presigner is built; each URL is then the object's path under that
-// endpoint plus the query, signed by the SDK's SigV4 signer directly. The
-// result is byte for byte the URL PresignGetObject returns (the tests check
+// endpoint plus the query, signed by the SigV4 query-string algorithm for
+// that one request shape (sigv4.go). The result is byte for byte the URL PresignGetObject returns (the tests check
 // that). Settings this shortcut does not cover (FIPS regions, legacy endpoint
 // resolvers, S3 Express and SigV4a endpoints) keep the SDK path.
 package s3presign
@@ -16,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,13 +53,16 @@ var _ presign.Presigner = (*Presigner)(nil)
 type target struct {
 	scheme string
 	host   string
-	// pathBase and rawPathBase are what a store key (unescaped, then
-	// escaped) is appended to: the endpoint's path joined to the store's
-	// prefix exactly as the SDK's endpoint middleware joins it to the
-	// operation's "/{Key+}", with Key the prefixed key.
-	pathBase, rawPathBase string
-	signingName           string
-	signingRegion         string
+	// signHost is the host header value signed: host without a default
+	// port, as the SDK's SanitizeHostForHeader leaves it.
+	signHost string
+	// rawPathBase is what an escaped store key is appended to: the
+	// endpoint's path joined to the escaped store prefix exactly as the
+	// SDK's endpoint middleware joins it to the operation's "/{Key+}", with
+	// Key the prefixed key.
+	rawPathBase   string
+	signingName   string
+	signingRegion string
 }
 
 // New returns a Presigner for store. When publicEndpoint is set (clients
@@ -135,6 +136,7 @@ func resolveTarget(o s3.Options, bucket, prefix string) (*target, error) {
 	t := &target{
 		scheme:        endpt.URI.Scheme,
 		host:          endpt.URI.Host,
+		signHost:      signingHost(endpt.URI.Scheme, endpt.URI.Host),
 		signingName:   "s3",
 		signingRegion: o.Region,
 	}
@@ -160,7 +162,6 @@ func resolveTarget(o s3.Options, bucket, prefix string) (*target, error) {
 	if rawBase == "" {
 		rawBase = endpt.URI.Path
 	}
-	t.pathBase = joinBase(endpt.URI.Path) + prefix
 	t.rawPathBase = joinBase(rawBase) + escapePath(prefix)
 	return t, nil
 }
@@ -218,7 +219,7 @@ func (p *Presigner) Presign(ctx context.Context, r presign.Request) (presign.URL
 	}
 	var u string
 	if p.fast != nil && (r.Key != "" || p.store.Prefix() != "") {
-		u, err = p.fast.presign(ctx, creds, r.Key, r, signed, ttl)
+		u = p.fast.presign(creds, r.Key, r, signed, ttl)
 	} else {
 		// An empty object key is the SDK's error to return.
 		u, err = p.presignSDK(ctx, creds, p.store.FullKey(r.Key), r, signed, ttl)
@@ -246,52 +247,6 @@ func lifetime(r presign.Request, creds aws.Credentials) (signed time.Time, ttl t
 		return time.Time{}, 0, false
 	}
 	return signed, ttl, true
-}
-
-// presign builds the request PresignGetObject would sign for key (a store
-// key, without the prefix) and r, and signs it with the same signer, options
-// and scope.
-func (t *target) presign(ctx context.Context, creds aws.Credentials, key string, r presign.Request, signed time.Time, ttl time.Duration) (string, error) {
-	// The query the SDK's serializer and presign middleware put on the
-	// request. The signer parses it, then sorts and encodes it its own way
-	// into the URL it returns, so only the values matter here, not their
-	// order or escaping, as long as it parses back to them.
-	var q strings.Builder
-	q.Grow(len("X-Amz-Expires=604800&response-content-disposition=&response-content-type=&x-id=GetObject") +
-		escapedLen(r.ContentDisposition) + escapedLen(r.ContentType))
-	q.WriteString("X-Amz-Expires=")
-	q.WriteString(strconv.FormatInt(int64(ttl/time.Second), 10))
-	if r.ContentDisposition != "" {
-		q.WriteString("&response-content-disposition=")
-		writeEscaped(&q, r.ContentDisposition)
-	}
-	if r.ContentType != "" {
-		q.WriteString("&response-content-type=")
-		writeEscaped(&q, r.ContentType)
-	}
-	q.WriteString("&x-id=GetObject")
-
-	// Path and RawPath as the SDK sets them: the key unescaped and escaped
-	// ("{Key+}"), joined to the endpoint's path.
-	var raw strings.Builder
-	raw.Grow(len(t.rawPathBase) + escapedLen(key))
-	raw.WriteString(t.rawPathBase)
-	writeEscaped(&raw, key)
-	req := &http.Request{
-		Method:     http.MethodGet,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		URL: &url.URL{
-			Scheme:   t.scheme,
-			Host:     t.host,
-			Path:     t.pathBase + key,
-			RawPath:  raw.String(),
-			RawQuery: q.String(),
-		},
-	}
-	u, _, err := s3Signer.PresignHTTP(ctx, creds, req, unsignedPayload, t.signingName, t.signingRegion, signed)
-	return u, err
 }
 
 // writeEscaped writes s escaped as the SDK escapes an S3 object key in the
