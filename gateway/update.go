@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/operator"
 )
 
 // update is PUT /Binary/{id}: a new version, or update-as-create for an id
@@ -123,7 +124,7 @@ func (s *Server) remove(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// removeObjects deletes the objects of dropped versions, detached from the
+// removeObjects deletes the gateway's own objects of dropped versions, detached from the
 // request so a client that hangs up does not leave them half-done.
 func (s *Server) removeObjects(versions []storage.Binary) {
 	if len(versions) == 0 {
@@ -133,6 +134,15 @@ func (s *Server) removeObjects(versions []storage.Binary) {
 	defer cancel()
 	for _, v := range versions {
 		if v.ObjectKey == "" {
+			continue
+		}
+		if operator.Imported(v) {
+			// An imported file may be registered more than once (the same
+			// export for several clients): gc removes it once no live
+			// record needs it.
+			if err := operator.ForgetImport(ctx, s.objects, v); err != nil {
+				s.log.Warn("manifest of a deleted import left as it was", "key", operator.ManifestKey(v), "error", err.Error())
+			}
 			continue
 		}
 		if err := s.objects.Delete(ctx, v.ObjectKey); err != nil {

@@ -84,22 +84,33 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			case live[info.Key]:
 				rep.Kept++
 				return nil
-			case o.Now.Sub(info.ModTime) < o.Grace:
-				// Maybe an upload whose record is being written. Young
-				// expired objects wait too: expiry is enforced on every
-				// read, so they are never served meanwhile.
-				rep.Kept++
-				return nil
 			case expired[info.Key]:
+				// A record names it, so it is no upload in flight: the
+				// grace does not apply (every version has a key of its own).
 				return remove(info.Key, "(expired)")
 			}
-			if strings.HasPrefix(info.Key, storage.ImportsPrefix) {
-				// The imported object goes with its manifest, unless a live
+			var manifest storage.Binary
+			isManifest := strings.HasPrefix(info.Key, storage.ImportsPrefix)
+			if isManifest {
+				manifest, _ = readManifest(ctx, objects, info.Key)
+			}
+			// A young object may be an upload (or import) whose record is
+			// being written; the manifest of a deleted import is not.
+			if o.Now.Sub(info.ModTime) < o.Grace && !manifest.Deleted {
+				// Unless the object itself says it has expired: Redis
+				// forgets a record at its expiry, so the catalog may not
+				// name it any more.
+				if !isManifest && objectExpired(ctx, objects, info.Key, o.Now) {
+					return remove(info.Key, "(expired)")
+				}
+				rep.Kept++
+				return nil
+			}
+			if isManifest && manifest.ObjectKey != "" && !live[manifest.ObjectKey] {
+				// The imported file goes with its manifest, unless a live
 				// record (another import of the same file) still needs it.
-				if b, err := readManifest(ctx, objects, info.Key); err == nil && !live[b.ObjectKey] {
-					if err := remove(b.ObjectKey, "(imported, no live record)"); err != nil {
-						return err
-					}
+				if err := remove(manifest.ObjectKey, "(imported, no live record)"); err != nil {
+					return err
 				}
 			}
 			return remove(info.Key, "(no live record)")
@@ -126,6 +137,17 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 		}
 	}
 	return rep, nil
+}
+
+// objectExpired reports whether the object's own metadata names an expiry
+// that has passed.
+func objectExpired(ctx context.Context, objects storage.ObjectStore, key string, now time.Time) bool {
+	info, err := objects.Stat(ctx, key)
+	if err != nil {
+		return false
+	}
+	b, err := storage.BinaryFromObject(info)
+	return err == nil && b.Expired(now)
 }
 
 func readManifest(ctx context.Context, objects storage.ObjectStore, key string) (storage.Binary, error) {

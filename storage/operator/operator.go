@@ -93,6 +93,20 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 	return b, nil
 }
 
+// ForgetImport marks the manifest of an imported version deleted, so that
+// reindex does not bring the Binary back. The file itself stays: another
+// import of the same file (for another client) may still need it, and gc
+// removes it, with the manifest, once no live record does.
+func ForgetImport(ctx context.Context, objects storage.ObjectStore, b storage.Binary) error {
+	b.Deleted = true
+	manifest, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	_, err = objects.Put(ctx, ManifestKey(b), bytes.NewReader(manifest), storage.PutOptions{ContentType: "application/json"})
+	return err
+}
+
 // ManifestKey is where the manifest of an imported Binary version lives.
 func ManifestKey(b storage.Binary) string {
 	t := b.Tenant

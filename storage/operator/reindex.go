@@ -110,7 +110,9 @@ func readRecords(ctx context.Context, objects storage.ObjectStore, keys []string
 			for key := range work {
 				b, err := readRecord(ctx, objects, key)
 				mu.Lock()
-				if err != nil {
+				if errors.Is(err, errForgotten) {
+					// A deleted import, waiting for gc: nothing to restore.
+				} else if err != nil {
 					problems = append(problems, err.Error())
 				} else {
 					out = append(out, b)
@@ -134,6 +136,9 @@ func readRecords(ctx context.Context, objects storage.ObjectStore, keys []string
 	return out, problems
 }
 
+// errForgotten is readRecord's answer for the manifest of a deleted import.
+var errForgotten = errors.New("deleted import")
+
 func readRecord(ctx context.Context, objects storage.ObjectStore, key string) (storage.Binary, error) {
 	if strings.HasPrefix(key, storage.ImportsPrefix) {
 		rc, err := objects.Open(ctx, key, 0, -1)
@@ -144,6 +149,9 @@ func readRecord(ctx context.Context, objects storage.ObjectStore, key string) (s
 		var b storage.Binary
 		if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&b); err != nil || b.ID == "" || b.Version < 1 {
 			return b, fmt.Errorf("manifest %s is not a Binary record", key)
+		}
+		if b.Deleted {
+			return b, errForgotten
 		}
 		if _, err := objects.Stat(ctx, b.ObjectKey); err != nil {
 			return b, fmt.Errorf("manifest %s: imported object %s: %w", key, b.ObjectKey, err)
