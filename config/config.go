@@ -150,7 +150,14 @@ func load(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, 
 // Usage writes the settings' help to w.
 func Usage(w io.Writer) {
 	for _, s := range settings() {
-		fmt.Fprintf(w, "  --%-22s %-28s %s (default %q)\n", s.flag, s.env, s.usage, s.def)
+		def := fmt.Sprintf(" (default %q)", s.def)
+		switch {
+		case strings.Contains(s.usage, "(default"):
+			def = "" // the usage says it in words
+		case s.def == "":
+			def = " (default: none)"
+		}
+		fmt.Fprintf(w, "  --%-22s %-28s %s%s\n", s.flag, s.env, s.usage, def)
 	}
 }
 

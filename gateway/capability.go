@@ -30,10 +30,10 @@ func (s *Server) capabilities(c echo.Context) error {
 		"conditionalUpdate": false,
 		"conditionalDelete": "not-supported",
 		"interaction": []map[string]string{
-			{"code": "read", "documentation": "FHIR JSON when Accept is application/fhir+json, application/json+fhir or _format=json; otherwise the raw content, exactly as $binary-access-read. _summary=true leaves data out; data is inlined only up to " + strconv.FormatInt(s.cfg.InlineMaxSize, 10) + " bytes."},
+			{"code": "read", "documentation": "FHIR JSON when Accept is application/fhir+json, application/json+fhir, application/json or _format=json; otherwise the raw content, exactly as $binary-access-read. _summary=true leaves data out; data is inlined only up to " + strconv.FormatInt(s.cfg.InlineMaxSize, 10) + " bytes."},
 			{"code": "vread", "documentation": "Any stored version, by the same negotiation as read; versions live until the Binary expires or is deleted."},
 			{"code": "create", "documentation": "POST /Binary with any raw body (Content-Type is the Binary's contentType), or a FHIR JSON Binary (Content-Type application/fhir+json) whose base64 data is decoded while it streams; another FHIR JSON resource is stored as-is. Headers: X-Security-Context (reference), X-Expires-At (RFC 3339 instant), Content-Disposition filename. Largest body: " + strconv.FormatInt(s.cfg.MaxUploadSize, 10) + " bytes (413 beyond). Prefer: return=minimal|representation|OperationOutcome."},
-			{"code": "update", "documentation": "PUT /Binary/{id}: a new version; update-as-create for a new id; If-Match: W/\"n\" answers 412 when stale."},
+			{"code": "update", "documentation": "PUT /Binary/{id}: a new version; update-as-create for a new or deleted id; an expired id answers 410; without X-Expires-At the Binary keeps its expiry; If-Match: W/\"n\" answers 412 when stale."},
 			{"code": "delete", "documentation": "Afterwards every read answers 410 Gone."},
 			{"code": "history-instance", "documentation": "Every stored version, newest first."},
 			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count."},
@@ -43,9 +43,9 @@ func (s *Server) capabilities(c echo.Context) error {
 			{"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "documentation": "Prefixes eq, ge, gt, le, lt."},
 		},
 		"operation": []map[string]any{
-			op("binary-access-read", "http://hl7.org/fhir/OperationDefinition/Binary-binary-access-read"),
-			op("export-download", base+"/OperationDefinition/Binary-export-download"),
-			op("import", base+"/OperationDefinition/Binary-import"),
+			op("binary-access-read", base+"/OperationDefinition/"+opDefAccessRead),
+			op("export-download", base+"/OperationDefinition/"+opDefExport),
+			op("import", base+"/OperationDefinition/"+opDefImport),
 		},
 		"documentation": s.downloadDoc() + " Binary.extension " + ExtExpires + " (valueInstant) carries the expiry: after it, every route answers 410 Gone. " + ExtFilename + " (valueString) carries the download filename. $import (POST /Binary/$import, a Parameters resource with key, contentType, securityContext, expiresAt, owner, filename) registers an object already in the bucket.",
 	}

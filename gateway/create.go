@@ -277,15 +277,25 @@ func (s *Server) store(c echo.Context, wr writeRequest, body io.Reader, finish f
 func uploadError(err error) error {
 	switch {
 	case errors.Is(err, errTooLarge):
-		return problem(http.StatusRequestEntityTooLarge, "too-long", "%v", err)
+		return problem(http.StatusRequestEntityTooLarge, "too-long", "%s", fromSentinel(err, errTooLarge))
 	case errors.Is(err, errBadBody):
-		return badRequest("%v", err)
+		return badRequest("%s", fromSentinel(err, errBadBody))
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return problem(http.StatusRequestEntityTooLarge, "too-long", "%v", err)
 	}
 	return err
+}
+
+// fromSentinel is err's message from sentinel on: what the client did,
+// without the store's wrapping (which names internal object keys).
+func fromSentinel(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, sentinel.Error()); i >= 0 {
+		return msg[i:]
+	}
+	return sentinel.Error()
 }
 
 // errBadBody marks a body the client sent malformed (a JSON Binary's data).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -84,7 +85,7 @@ func toProblem(err error) *Problem {
 	case errors.Is(err, storage.ErrConflict):
 		return problem(http.StatusConflict, "conflict", "the Binary was changed concurrently; read it again and retry")
 	case errors.Is(err, errTooLarge):
-		return problem(http.StatusRequestEntityTooLarge, "too-long", "%v", err)
+		return problem(http.StatusRequestEntityTooLarge, "too-long", "%s", fromSentinel(err, errTooLarge))
 	}
 	p = problem(http.StatusInternalServerError, "exception", "internal error")
 	p.cause = err
@@ -133,6 +134,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h.Del(k)
 	}
 	h.Set("Cache-Control", "no-store")
+	if p.Status == http.StatusMethodNotAllowed {
+		// echo's Allow joins every route of the same shape (/Binary/:id
+		// and /Binary/:op); name what this path really takes.
+		if allow := s.allowFor(c.Request().URL.Path); allow != "" {
+			h.Set(echo.HeaderAllow, allow)
+		}
+	}
 	severity := "error"
 	if p.Status >= 500 {
 		severity = "fatal"
@@ -151,4 +159,28 @@ func (s *Server) handleError(err error, c echo.Context) {
 // logAttrs is a small helper so handlers can log with the request id.
 func logAttrs(c echo.Context, kv ...any) []any {
 	return append([]any{slog.String("request_id", requestID(c))}, kv...)
+}
+
+// allowFor is the Allow header of a 405 on a FHIR path ("" when unknown).
+func (s *Server) allowFor(path string) string {
+	rest := strings.TrimPrefix(path, s.cfg.BasePath)
+	if s.cfg.MultiTenant {
+		if i := strings.IndexByte(strings.TrimPrefix(rest, "/"), '/'); i >= 0 {
+			rest = strings.TrimPrefix(rest, "/")[i:]
+		}
+	}
+	seg := strings.Split(strings.Trim(rest, "/"), "/")
+	switch {
+	case len(seg) == 1 && seg[0] == "metadata":
+		return "GET, HEAD"
+	case len(seg) == 0 || seg[0] != "Binary":
+		return ""
+	case len(seg) == 1:
+		return "GET, POST"
+	case len(seg) == 2 && strings.HasPrefix(seg[1], "$"):
+		return "POST"
+	case len(seg) == 2:
+		return "GET, HEAD, PUT, DELETE"
+	}
+	return "GET, HEAD"
 }

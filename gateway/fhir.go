@@ -24,7 +24,10 @@ const (
 // fhirID is FHIR's id datatype.
 var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
-func validID(id string) bool { return fhirID.MatchString(id) }
+// validID is FHIR's id rule less the two ids "." and "..": they match it,
+// but as URL path segments clients and proxies resolve them away, so such
+// a Binary could never be addressed (nor its objects keyed safely).
+func validID(id string) bool { return id != "." && id != ".." && fhirID.MatchString(id) }
 
 // fhirTime formats an instant the way FHIR instants are written.
 func fhirTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

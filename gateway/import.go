@@ -35,6 +35,12 @@ type parameters struct {
 // expiresAt, owner, filename.
 func (s *Server) importOp(c echo.Context) error {
 	if op := pathParam(c, "op"); op != opImport {
+		if !strings.HasPrefix(op, "$") {
+			// POST /Binary/{id}: the resource exists as a route, the
+			// method does not (update is PUT).
+			return problem(http.StatusMethodNotAllowed, "not-supported", "POST on Binary/{id} is not supported; update with PUT").
+				with(echo.HeaderAllow, "GET, HEAD, PUT, DELETE")
+		}
 		return problem(http.StatusNotFound, "not-supported", "POST on Binary/%s is not supported", truncate(op, 60))
 	}
 	s.noteSubtype(c, "operation")

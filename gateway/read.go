@@ -34,6 +34,9 @@ func pathParam(c echo.Context, name string) string {
 // binaryID returns the validated id path parameter.
 func binaryID(c echo.Context) (string, error) {
 	id := pathParam(c, "id")
+	if id == "." || id == ".." {
+		return "", badRequest("%q cannot be a Binary id: it is a URL dot segment", id)
+	}
 	if !validID(id) {
 		return "", badRequest("%q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", truncate(id, 80))
 	}

@@ -116,16 +116,17 @@ func New(d Deps) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
 func (s *Server) routes(e *echo.Echo) {
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	probe := []string{http.MethodGet, http.MethodHead}
+	e.Match(probe, "/healthz", s.healthz)
+	e.Match(probe, "/readyz", s.readyz)
 
 	base := e.Group(s.cfg.BasePath)
 	base.Match([]string{http.MethodGet, http.MethodHead}, "/_signed/*", s.signedDownload, s.audited)
 	if s.cfg.BasePath != "" {
 		// Health also answers under the base path, where an API gateway may
 		// route only that prefix to the service.
-		base.GET("/healthz", s.healthz)
-		base.GET("/readyz", s.readyz)
+		base.Match(probe, "/healthz", s.healthz)
+		base.Match(probe, "/readyz", s.readyz)
 	}
 
 	fhir := base
@@ -133,7 +134,8 @@ func (s *Server) routes(e *echo.Echo) {
 		fhir = base.Group("/:tenant")
 	}
 	get := []string{http.MethodGet, http.MethodHead}
-	fhir.GET("/metadata", s.capabilities)
+	fhir.Match(get, "/metadata", s.capabilities)
+	fhir.Match(get, "/OperationDefinition/:id", s.operationDefinition)
 	// Every Binary route checks the bearer token and writes an AuditEvent.
 	fhir.POST("/Binary", s.create, s.guard)
 	fhir.GET("/Binary", s.search, s.guard)

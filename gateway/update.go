@@ -45,8 +45,14 @@ func (s *Server) update(c echo.Context) error {
 		if err := s.authorize(c, actUpdate, &cur); err != nil {
 			return err
 		}
-		if cur.Gone(s.now()) {
-			// Writing to a deleted or expired id revives it as a new version.
+		if cur.Expired(s.now()) && !cur.Deleted {
+			// An expired file is gone for good: no write brings it (or
+			// its old versions) back under the same id.
+			return s.checkLive(cur)
+		}
+		if cur.Deleted {
+			// Writing to a deleted id revives it as a new version, as
+			// FHIR servers do.
 			status = http.StatusCreated
 		}
 		if conditional && (status == http.StatusCreated || ifMatch != cur.Version) {
@@ -58,8 +64,16 @@ func (s *Server) update(c echo.Context) error {
 		return err
 	}
 	wr.ref, wr.version = ref, cur.Version+1
-	if cur.Owner != "" && status == http.StatusOK {
-		wr.owner = cur.Owner // an update never moves a Binary to another client
+	if status == http.StatusOK {
+		if cur.Owner != "" {
+			wr.owner = cur.Owner // an update never moves a Binary to another client
+		}
+		if strings.TrimSpace(c.Request().Header.Get("X-Expires-At")) == "" {
+			// The expiry belongs to the Binary, not to a version: an update
+			// that names none keeps it (a retained export file must not
+			// become permanent by being rewritten).
+			wr.expiresAt = cur.ExpiresAt
+		}
 	}
 	b, err := s.storeBody(c, wr, id)
 	if err != nil {

@@ -111,6 +111,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := backends.OpenAccess(cfg, stdout); err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_LISTEN: %w", err)
+	}
+	defer ln.Close()
 	if cfg.Auth == config.AuthJWT && (cfg.JWTIssuer == "" || cfg.JWTAudience == "") {
 		log.Warn("GATEWAY_JWT_ISSUER or GATEWAY_JWT_AUDIENCE is empty: tokens are accepted from any issuer or for any audience the keys sign")
 	}
@@ -119,10 +124,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	handler := app.NewServer(cfg, backends, log, version)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("GATEWAY_LISTEN: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderLimit,

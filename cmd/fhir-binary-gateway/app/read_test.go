@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/storage"
 )
 
 const ndjson = "{\"resourceType\":\"Patient\",\"id\":\"123\"}\n{\"resourceType\":\"Patient\",\"id\":\"456\"}\n"
@@ -205,6 +206,9 @@ func TestErrors(t *testing.T) {
 			}{
 				{"GET", "/Binary/bad_id!", "", nil, 400, "invalid"},
 				{"GET", "/Binary/" + strings.Repeat("a", 65), "", nil, 400, "invalid"},
+				{"PUT", "/Binary/%2e%2e", "x", []string{"Content-Type", "text/plain"}, 400, "invalid"},
+				{"PUT", "/Binary/%2E", "x", []string{"Content-Type", "text/plain"}, 400, "invalid"},
+				{"GET", "/Binary/%2e%2e/$binary-access-read", "", nil, 400, "invalid"},
 				{"GET", "/Binary/does-not-exist", "", nil, 404, "not-found"},
 				{"GET", "/Binary/does-not-exist/$binary-access-read", "", nil, 404, "not-found"},
 				{"GET", "/Binary/" + id, "", []string{"Accept", "image/png"}, 406, "not-supported"},
@@ -212,12 +216,15 @@ func TestErrors(t *testing.T) {
 				{"GET", "/Binary/" + id + "?_format=xml", "", nil, 406, "not-supported"},
 				{"GET", "/Binary/" + id + "/$nope", "", nil, 404, "not-supported"},
 				{"POST", "/Binary", strings.Repeat("x", 5000), []string{"Content-Type", "text/plain"}, 413, "too-long"},
+				{"POST", "/Binary", `{"resourceType":"Binary","contentType":"text/plain","data":"!!!!"}`, []string{"Content-Type", "application/fhir+json"}, 400, "invalid"},
 				{"POST", "/Binary", "x", []string{"Content-Type", "text/plain", "X-Expires-At", "tomorrow"}, 400, "invalid"},
 				{"POST", "/Binary", "x", []string{"Content-Type", "text/plain", "X-Expires-At", "2001-01-01T00:00:00Z"}, 400, "invalid"},
 				{"POST", "/Binary", "x", []string{"Content-Type", "text/plain", "X-Security-Context", "not a ref"}, 400, "invalid"},
 				{"POST", "/Binary", "x", []string{"Content-Type", "not a type"}, 415, "not-supported"},
 				{"GET", "/Nope", "", nil, 404, "not-found"},
 				{"PATCH", "/Binary/" + id, "", nil, 405, "not-supported"},
+				{"POST", "/Binary/" + id, "x", []string{"Content-Type", "text/plain"}, 405, "not-supported"},
+				{"DELETE", "/Binary/" + id + "/$binary-access-read", "", nil, 405, "not-supported"},
 			}
 			for _, c := range cases {
 				res, body := g.do(c.method, c.path, strings.NewReader(c.body), c.hdr...)
@@ -226,6 +233,18 @@ func TestErrors(t *testing.T) {
 					continue
 				}
 				wantOutcome(t, res, body)
+				if strings.Contains(string(body), storage.BinariesPrefix) {
+					t.Errorf("%s %s: the diagnostics name an internal object key: %s", c.method, c.path, body)
+				}
+				if c.status == 405 {
+					want := "GET, HEAD, PUT, DELETE"
+					if strings.Contains(c.path, "$") {
+						want = "GET, HEAD"
+					}
+					if got := res.Header.Get("Allow"); got != want {
+						t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, want)
+					}
+				}
 				if got := issueCode(t, body); got != c.code {
 					t.Errorf("%s %s: issue.code %q, want %q", c.method, c.path, got, c.code)
 				}

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -151,7 +152,15 @@ func TestExpiry(t *testing.T) {
 			})
 			expires := time.Now().Add(4 * time.Second)
 			id := g.upload([]byte("short-lived"), "text/plain", "X-Expires-At", expires.UTC().Format(time.RFC3339Nano))
-			res, _ := g.do(http.MethodGet, "/Binary/"+id+"/$binary-access-read", nil)
+			// An update that names no expiry keeps the Binary's.
+			if res, body := g.do(http.MethodPut, "/Binary/"+id, strings.NewReader("short-lived v2"), "Content-Type", "text/plain"); res.StatusCode != 200 {
+				t.Fatalf("update: %d %s", res.StatusCode, body)
+			}
+			res, body := g.do(http.MethodGet, "/Binary/"+id+"?_summary=true", nil, "Accept", "application/fhir+json")
+			if !strings.Contains(string(body), gateway.ExtExpires) {
+				t.Errorf("after an update without X-Expires-At the expiry is gone: %s", body)
+			}
+			res, _ = g.do(http.MethodGet, "/Binary/"+id+"/$binary-access-read", nil)
 			if res.StatusCode != 307 {
 				t.Fatalf("before expiry: %d", res.StatusCode)
 			}
@@ -169,8 +178,11 @@ func TestExpiry(t *testing.T) {
 				{"GET", "/Binary/" + id + "/$binary-access-read"},
 				{"GET", "/Binary/" + id + "/$export-download"},
 				{"HEAD", "/Binary/" + id + "/$binary-access-read"},
+				{"GET", "/Binary/" + id + "/_history/1"},
+				{"GET", "/Binary/" + id + "/_history/2/$binary-access-read"},
+				{"PUT", "/Binary/" + id},
 			} {
-				res, body := g.do(req[0], req[1], nil)
+				res, body := g.do(req[0], req[1], strings.NewReader("revived?"), "Content-Type", "text/plain")
 				wantStatus(t, res, body, http.StatusGone)
 			}
 		})
@@ -227,8 +239,39 @@ func TestMetadataAndHealth(t *testing.T) {
 		t.Errorf("outside base path: %d, want 404", res.StatusCode)
 	}
 	for _, p := range []string{root + "/healthz", root + "/readyz"} {
-		if res, body := g.do(http.MethodGet, p, nil); res.StatusCode != 200 {
-			t.Errorf("%s: %d %s", p, res.StatusCode, body)
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			if res, body := g.do(m, p, nil); res.StatusCode != 200 {
+				t.Errorf("%s %s: %d %s", m, p, res.StatusCode, body)
+			}
 		}
+	}
+	if res, _ := g.do(http.MethodHead, "/metadata", nil); res.StatusCode != 200 {
+		t.Errorf("HEAD /metadata: %d", res.StatusCode)
+	}
+	// Every operation's definition resolves.
+	_, body = g.do(http.MethodGet, "/metadata", nil)
+	var cs struct {
+		Rest []struct {
+			Resource []struct {
+				Operation []struct{ Name, Definition string }
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &cs); err != nil || len(cs.Rest) == 0 || len(cs.Rest[0].Resource) == 0 {
+		t.Fatalf("CapabilityStatement: %v", err)
+	}
+	ops := cs.Rest[0].Resource[0].Operation
+	if len(ops) != 3 {
+		t.Errorf("operations %+v, want binary-access-read, export-download, import", ops)
+	}
+	for _, op := range ops {
+		res, body := g.do(http.MethodGet, op.Definition, nil)
+		var def struct{ ResourceType, Code, URL string }
+		if err := json.Unmarshal(body, &def); res.StatusCode != 200 || err != nil || def.ResourceType != "OperationDefinition" || def.Code != op.Name || def.URL != op.Definition {
+			t.Errorf("definition of $%s at %s: %d %s", op.Name, op.Definition, res.StatusCode, truncateBody(body))
+		}
+	}
+	if res, body := g.do(http.MethodGet, "/OperationDefinition/nope", nil); res.StatusCode != 404 {
+		t.Errorf("unknown OperationDefinition: %d %s", res.StatusCode, body)
 	}
 }

@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// The operations this server defines, served at
+// GET /OperationDefinition/{id} so that the CapabilityStatement's
+// definitions resolve.
+const (
+	opDefAccessRead = "Binary-binary-access-read"
+	opDefExport     = "Binary-export-download"
+	opDefImport     = "Binary-import"
+)
+
+type opParam struct {
+	name, use, typ, doc string
+	min                 int
+	max                 string
+}
+
+type opDef struct {
+	code, title, doc string
+	instance, write  bool
+	params           []opParam
+}
+
+var download = []opParam{
+	{name: "return", use: "out", typ: "Binary", min: 1, max: "1",
+		doc: "The raw content with the Binary's Content-Type (or a 307 to a presigned URL of it). Range, If-Range, If-None-Match and If-Modified-Since are honoured."},
+}
+
+var operationDefs = map[string]opDef{
+	opDefAccessRead: {code: "binary-access-read", title: "Read the content of a Binary", instance: true, params: download,
+		doc: "Answers the Binary's bytes, streamed or by a 307 redirect to a short-lived presigned URL, with Content-Disposition: attachment."},
+	opDefExport: {code: "export-download", title: "Download a bulk-data export file", instance: true, params: download,
+		doc: "The same as $binary-access-read, for bulk-data export manifests."},
+	opDefImport: {code: "import", title: "Register a stored object as a Binary", write: true, params: []opParam{
+		{name: "key", use: "in", typ: "string", min: 1, max: "1", doc: "Object key in the bucket (outside the gateway's own prefixes)."},
+		{name: "contentType", use: "in", typ: "code", min: 0, max: "1", doc: "Default: from the key (.ndjson is application/fhir+ndjson)."},
+		{name: "securityContext", use: "in", typ: "string", min: 0, max: "1", doc: "A reference such as Group/example-group."},
+		{name: "expiresAt", use: "in", typ: "instant", min: 0, max: "1", doc: "After it the Binary answers 410."},
+		{name: "owner", use: "in", typ: "string", min: 0, max: "1", doc: "The client the Binary belongs to (trusted importers only)."},
+		{name: "filename", use: "in", typ: "string", min: 0, max: "1", doc: "Download filename; default the key's base name."},
+		{name: "return", use: "out", typ: "Binary", min: 1, max: "1", doc: "The new Binary (without data); its Location is the download URL."},
+	}, doc: "POST /Binary/$import with a Parameters resource: a bulk-data export service registers a file it wrote into the bucket."},
+}
+
+// operationDefinition is GET /OperationDefinition/{id}.
+func (s *Server) operationDefinition(c echo.Context) error {
+	if _, p := negotiate(c.Request().Header.Get("Accept"), c.QueryParam("_format"), mimeFHIRJSON, false); p != nil {
+		return p
+	}
+	id := c.Param("id")
+	d, ok := operationDefs[id]
+	if !ok {
+		return notFound(id)
+	}
+	params := make([]map[string]any, 0, len(d.params))
+	for _, p := range d.params {
+		params = append(params, map[string]any{
+			"name": p.name, "use": p.use, "min": p.min, "max": p.max, "type": p.typ, "documentation": p.doc,
+		})
+	}
+	def := map[string]any{
+		"resourceType": "OperationDefinition",
+		"id":           id,
+		"url":          s.baseURL(c) + "/OperationDefinition/" + id,
+		"name":         id,
+		"title":        d.title,
+		"status":       "active",
+		"kind":         "operation",
+		"affectsState": d.write,
+		"code":         d.code,
+		"description":  d.doc,
+		"resource":     []string{"Binary"},
+		"system":       false,
+		"type":         !d.instance,
+		"instance":     d.instance,
+		"parameter":    params,
+		"publisher":    "fhir-binary-gateway",
+		"experimental": false,
+	}
+	body, err := jsonIndent(def)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, mimeFHIRJSON, body)
+}
