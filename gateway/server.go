@@ -96,7 +96,7 @@ func New(d Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.bufs.New = func() any { b := make([]byte, 64<<10); return &b }
+	s.bufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	reg := d.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
