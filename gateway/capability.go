@@ -36,7 +36,7 @@ func (s *Server) capabilities(c echo.Context) error {
 			{"code": "update", "documentation": "PUT /Binary/{id}: a new version; update-as-create for a new or deleted id; an expired id answers 410; without X-Expires-At the Binary keeps its expiry; If-Match: W/\"n\" answers 412 when stale."},
 			{"code": "delete", "documentation": "Afterwards every read answers 410 Gone."},
 			{"code": "history-instance", "documentation": "Every stored version, newest first."},
-			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count."},
+			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count. Other parameters are ignored, or a 400 with Prefer: handling=strict."},
 		},
 		"searchParam": []map[string]string{
 			{"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},

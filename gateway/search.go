@@ -17,6 +17,21 @@ const (
 	maxCount     = 1000
 )
 
+// knownSearchParams are the parameters search reads; with Prefer:
+// handling=strict any other is a 400, otherwise ignored (FHIR's lenient
+// default).
+var knownSearchParams = map[string]bool{"_id": true, "_lastUpdated": true, "_count": true, "_summary": true, "_format": true, "_cursor": true}
+
+// strictHandling reads Prefer: handling=strict.
+func strictHandling(prefer string) bool {
+	for _, p := range strings.Split(prefer, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "handling") && strings.EqualFold(strings.Trim(strings.TrimSpace(v), `"`), "strict") {
+			return true
+		}
+	}
+	return false
+}
+
 // search is GET /Binary: _id, _lastUpdated, _count, _summary=count, paged
 // by an opaque cursor from the catalog's index (never a scan per page).
 func (s *Server) search(c echo.Context) error {
@@ -28,6 +43,13 @@ func (s *Server) search(c echo.Context) error {
 		return p
 	}
 	params := c.QueryParams()
+	if strictHandling(c.Request().Header.Get("Prefer")) {
+		for name := range params {
+			if !knownSearchParams[name] {
+				return badRequest("search parameter %q is not supported (Prefer: handling=strict); supported: _id, _lastUpdated, _count, _summary, _format", truncate(name, 60))
+			}
+		}
+	}
 	q := storage.Query{Tenant: s.tenant(c), Owner: s.clientID(c), Now: s.now(), Count: defaultCount, Cursor: params.Get("_cursor")}
 	for _, v := range params["_id"] {
 		for _, id := range strings.Split(v, ",") {

@@ -157,8 +157,12 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(stderr, "gc: warning: %s\n", w)
 			}
-			fmt.Fprintf(stdout, "gc: %d objects scanned, %d kept, %d %s, %d unfinished uploads aborted\n",
-				rep.Scanned, rep.Kept, len(rep.Removed), verb, len(rep.AbortedUploads))
+			aborted := "aborted"
+			if dryRun {
+				aborted = "would be aborted"
+			}
+			fmt.Fprintf(stdout, "gc: %d objects scanned, %d kept, %d %s, %d unfinished uploads %s\n",
+				rep.Scanned, rep.Kept, len(rep.Removed), verb, len(rep.AbortedUploads), aborted)
 			return err
 		})
 }

@@ -222,9 +222,14 @@ func TestErrors(t *testing.T) {
 				{"POST", "/Binary", "x", []string{"Content-Type", "text/plain", "X-Security-Context", "not a ref"}, 400, "invalid"},
 				{"POST", "/Binary", "x", []string{"Content-Type", "not a type"}, 415, "not-supported"},
 				{"GET", "/Nope", "", nil, 404, "not-found"},
+				{"GET", "/Binary?_sort=-_lastUpdated", "", []string{"Prefer", "handling=strict"}, 400, "invalid"},
 				{"PATCH", "/Binary/" + id, "", nil, 405, "not-supported"},
 				{"POST", "/Binary/" + id, "x", []string{"Content-Type", "text/plain"}, 405, "not-supported"},
 				{"DELETE", "/Binary/" + id + "/$binary-access-read", "", nil, 405, "not-supported"},
+			}
+			// Without handling=strict an unknown parameter is ignored.
+			if res, body := g.do("GET", "/Binary?_sort=-_lastUpdated", nil); res.StatusCode != 200 {
+				t.Errorf("lenient search with an unknown parameter: %d %s", res.StatusCode, truncateBody(body))
 			}
 			for _, c := range cases {
 				res, body := g.do(c.method, c.path, strings.NewReader(c.body), c.hdr...)
