@@ -25,20 +25,6 @@ import (
 // installs: the Lua scripts must keep every key they touch in one hash slot,
 // and the URL forms of the README must reach a working client.
 
-// redisBinary finds redis-server (and redis-cli); missing tools fail the
-// test where the real servers are required.
-func redisBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if testenv.Required() {
-			t.Fatalf("%s is not installed: make test installs Debian's redis-server", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +52,7 @@ func startRedis(t *testing.T, conf string, args ...string) int {
 	}
 	argv = append(argv, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", "", "--appendonly", "no")
 	argv = append(argv, args...)
-	cmd := exec.Command(redisBinary(t, "redis-server"), argv...)
+	cmd := exec.Command(testenv.Program(t, "redis-server"), argv...)
 	log, err := os.Create(filepath.Join(dir, "redis.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +110,7 @@ func TestConformanceOnCluster(t *testing.T) {
 		args = append(args, addr(p))
 	}
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(redisBinary(t, "redis-cli"), args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testenv.Program(t, "redis-cli"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, p := range ports {

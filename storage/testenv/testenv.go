@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,16 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// Program finds a real program a test runs (a server or a client) on the
+// PATH. Where the real servers are required (make test, CI) a missing one
+// fails the test; elsewhere it is skipped with a note.
+func Program(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, name+" on the PATH")
+	}
+	return p
 }

@@ -16,20 +16,6 @@ import (
 	"fhir-binary-gateway/storage/testenv"
 )
 
-// tool finds a real client program; where the real servers are required
-// (make test, CI) a missing one fails the test.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if testenv.Required() {
-			t.Fatalf("%s is not installed; this test runs the real client", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
 // TestRealClientsFollowRedirect: Go's net/http, curl and Node's fetch each
 // send their bearer token to the gateway, get a 307 to S3 and follow it.
 // S3 refuses a request that carries both a presigned query and an
@@ -74,7 +60,7 @@ func TestRealClientsFollowRedirect(t *testing.T) {
 		args := append([]string{"-sS", "-f", "-L", "-H", "Authorization: Bearer " + tok, "-o", out, "-w", "%{num_redirects} %{http_code}"}, extra...)
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		res, err := exec.CommandContext(ctx, tool(t, "curl"), append(args, u)...).CombinedOutput()
+		res, err := exec.CommandContext(ctx, testenv.Program(t, "curl"), append(args, u)...).CombinedOutput()
 		if err != nil {
 			return string(res), err
 		}
@@ -106,7 +92,7 @@ console.log(createHash('sha256').update(body).digest('hex'));
 `
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, tool(t, "node"), "--input-type=module", "-e", script, u)
+		cmd := exec.CommandContext(ctx, testenv.Program(t, "node"), "--input-type=module", "-e", script, u)
 		cmd.Env = append(os.Environ(), "TOKEN="+tok)
 		out, err := cmd.CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != want {
