@@ -126,6 +126,11 @@ func reindexCmd(args []string, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(stdout, "reindex: %d objects read, %d versions restored, %d already present, %d expired left out, %d problems\n",
 				rep.Objects, rep.Restored, rep.Present, rep.Expired, len(rep.Problems))
+			if err == nil && len(rep.Problems) > 0 {
+				// What could be restored was; the exit status tells a
+				// script that something needs a look.
+				err = fmt.Errorf("%d problems (listed above)", len(rep.Problems))
+			}
 			return err
 		})
 }

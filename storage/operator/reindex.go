@@ -67,9 +67,9 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 	}
 	for ref, versions := range byRef {
 		sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
-		have := 0
+		have, gone := 0, true
 		if cur, err := catalog.Get(ctx, ref); err == nil {
-			have = cur.Version
+			have, gone = cur.Version, cur.Deleted
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return rep, err
 		}
@@ -79,18 +79,43 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 				rep.Present++
 			case b.Expired(o.Now):
 				rep.Expired++
-			case b.Version != have+1:
+			case b.Version != have+1 && !gone:
 				rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: version %d follows %d; later versions left out", ref.ID, b.Version, have))
 			default:
+				if b.Version != have+1 {
+					// The versions before were deleted (or expired) and
+					// their objects are gone: the Binary was revived after
+					// a delete. Give the catalog that history again.
+					if err := bridge(ctx, catalog, ref, have, b); err != nil {
+						return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
+					}
+				}
 				if err := catalog.Put(ctx, b); err != nil {
 					return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
 				}
-				have = b.Version
+				have, gone = b.Version, false
 				rep.Restored++
 			}
 		}
 	}
 	return rep, nil
+}
+
+// bridge writes versions have+1 .. b.Version-1 of a Binary whose current
+// record is a tombstone or missing, and deletes them again: afterwards the
+// catalog holds a tombstone at b.Version-1, so b goes in as the revival it
+// was. The bridged versions had no object left; they read as gone.
+func bridge(ctx context.Context, catalog storage.Catalog, ref storage.Ref, have int, b storage.Binary) error {
+	for v := have + 1; v < b.Version; v++ {
+		if err := catalog.Put(ctx, storage.Binary{
+			Tenant: ref.Tenant, ID: ref.ID, Version: v, Owner: b.Owner,
+			ContentType: "application/octet-stream", LastUpdated: b.LastUpdated,
+		}); err != nil {
+			return err
+		}
+	}
+	_, err := catalog.Delete(ctx, ref, b.LastUpdated)
+	return err
 }
 
 // readRecords turns keys into records with a bounded pool of readers.

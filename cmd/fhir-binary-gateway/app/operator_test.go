@@ -64,6 +64,16 @@ func TestReindexAfterFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids = append(ids, imp.ID)
+	// A Binary deleted and then written again under the same id: its first
+	// version's object is gone, the revival is version 2.
+	for i, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPut} {
+		res, body := g.do(m, "/Binary/revived-1", strings.NewReader(fmt.Sprintf("revived %d", i)), "Content-Type", "text/plain")
+		if res.StatusCode >= 300 {
+			t.Fatalf("%s revived-1: %d %s", m, res.StatusCode, body)
+		}
+	}
+	ids = append(ids, "revived-1")
+	firstBefore, _ := g.do(http.MethodGet, "/Binary/revived-1/_history/1", nil)
 	before := map[string]string{}
 	for _, id := range ids {
 		before[id] = snapshot(t, g, id)
@@ -83,8 +93,11 @@ func TestReindexAfterFlush(t *testing.T) {
 		t.Fatalf("reindex: %v %v", err, rep.Problems)
 	}
 	t.Logf("reindex restored %d versions from %d objects in %v", rep.Restored, rep.Objects, time.Since(start))
-	if rep.Restored != 14 {
-		t.Errorf("restored %d versions, want 14", rep.Restored)
+	if rep.Restored != 15 {
+		t.Errorf("restored %d versions, want 15", rep.Restored)
+	}
+	if res, body := g.do(http.MethodGet, "/Binary/revived-1/_history/1", nil); res.StatusCode != firstBefore.StatusCode || res.StatusCode < 400 {
+		t.Errorf("the deleted first version after reindex: %d %s, want %d as before", res.StatusCode, truncateBody(body), firstBefore.StatusCode)
 	}
 	for _, id := range ids {
 		if got := snapshot(t, g, id); got != before[id] {
@@ -96,7 +109,7 @@ func TestReindexAfterFlush(t *testing.T) {
 	}
 	// Running it again changes nothing.
 	rep, err = operator.Reindex(ctx, g.be.Objects, g.be.Catalog, operator.ReindexOptions{})
-	if err != nil || rep.Restored != 0 || rep.Present != 14 {
+	if err != nil || rep.Restored != 0 || rep.Present != 15 {
 		t.Errorf("second reindex: %+v %v", rep, err)
 	}
 }
