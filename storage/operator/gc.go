@@ -48,24 +48,9 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 		o.Now = time.Now()
 	}
 	var rep GCReport
-	live := map[string]bool{}
-	expired := map[string]bool{}
-	err := catalog.Walk(ctx, func(b storage.Binary) error {
-		keys := []string{b.ObjectKey}
-		if Imported(b) {
-			keys = append(keys, ManifestKey(b))
-		}
-		for _, k := range keys {
-			if b.Expired(o.Now) {
-				expired[k] = true
-			} else {
-				live[k] = true
-			}
-		}
-		return nil
-	})
+	live, expired, err := catalogKeys(ctx, catalog, o.Now)
 	if err != nil {
-		return rep, fmt.Errorf("reading the catalog: %w", err)
+		return rep, err
 	}
 	remove := func(key, why string) error {
 		rep.Removed = append(rep.Removed, key+" "+why)
@@ -74,44 +59,50 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 		}
 		return objects.Delete(ctx, key)
 	}
+	// Imported files (and their manifests) are decided after the listing,
+	// against a second look at the catalog: an import of the same file made
+	// while gc runs must keep it.
+	var imports []importCandidate
+	inFlight := map[string]bool{} // files of young manifests: imports whose record may be being written
 	for _, prefix := range []string{storage.BinariesPrefix, storage.ImportsPrefix} {
 		err := objects.List(ctx, prefix, func(info storage.ObjectInfo) error {
 			rep.Scanned++
 			if o.Progress != nil {
 				o.Progress(rep.Scanned)
 			}
-			switch {
-			case live[info.Key]:
+			if live[info.Key] {
 				rep.Kept++
+				return nil
+			}
+			isManifest := strings.HasPrefix(info.Key, storage.ImportsPrefix)
+			var manifest storage.Binary
+			if isManifest {
+				manifest, _ = readManifest(ctx, objects, info.Key)
+			}
+			switch {
+			case expired[info.Key] && isManifest:
+				imports = append(imports, importCandidate{manifest: info.Key, file: manifest.ObjectKey, why: "(imported, expired)"})
 				return nil
 			case expired[info.Key]:
 				// A record names it, so it is no upload in flight: the
 				// grace does not apply (every version has a key of its own).
 				return remove(info.Key, "(expired)")
-			}
-			var manifest storage.Binary
-			isManifest := strings.HasPrefix(info.Key, storage.ImportsPrefix)
-			if isManifest {
-				manifest, _ = readManifest(ctx, objects, info.Key)
-			}
-			// A young object may be an upload (or import) whose record is
-			// being written; the manifest of a deleted import is not.
-			if o.Now.Sub(info.ModTime) < o.Grace && !manifest.Deleted {
-				// Unless the object itself says it has expired: Redis
-				// forgets a record at its expiry, so the catalog may not
-				// name it any more.
+			case o.Now.Sub(info.ModTime) < o.Grace && !manifest.Deleted:
+				// Maybe an upload or import whose record is being written
+				// (the manifest of a deleted import is not). Unless the
+				// object itself says it has expired: Redis forgets a
+				// record at its expiry, so the catalog may not name it.
 				if !isManifest && objectExpired(ctx, objects, info.Key, o.Now) {
 					return remove(info.Key, "(expired)")
 				}
+				if isManifest && manifest.ObjectKey != "" {
+					inFlight[manifest.ObjectKey] = true
+				}
 				rep.Kept++
 				return nil
-			}
-			if isManifest && manifest.ObjectKey != "" && !live[manifest.ObjectKey] {
-				// The imported file goes with its manifest, unless a live
-				// record (another import of the same file) still needs it.
-				if err := remove(manifest.ObjectKey, "(imported, no live record)"); err != nil {
-					return err
-				}
+			case isManifest:
+				imports = append(imports, importCandidate{manifest: info.Key, file: manifest.ObjectKey, why: "(imported, no live record)"})
+				return nil
 			}
 			return remove(info.Key, "(no live record)")
 		})
@@ -128,15 +119,69 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			rep.Warnings = append(rep.Warnings, "unfinished uploads not aborted: "+err.Error())
 		}
 	}
-	// Imported objects of expired records live outside the prefixes above.
+	// Imported files of expired records live outside the prefixes above
+	// (their manifest may be gone already).
 	for key := range expired {
 		if !strings.HasPrefix(key, storage.BinariesPrefix) && !strings.HasPrefix(key, storage.ImportsPrefix) && !live[key] {
-			if err := remove(key, "(imported, expired)"); err != nil {
+			imports = append(imports, importCandidate{file: key, why: "(imported, expired)"})
+		}
+	}
+	if len(imports) == 0 {
+		return rep, nil
+	}
+	liveNow, _, err := catalogKeys(ctx, catalog, o.Now)
+	if err != nil {
+		return rep, err
+	}
+	gone := map[string]bool{}
+	for _, c := range imports {
+		// The file first, then the manifest that names it: a manifest
+		// removed first would leave nothing that leads gc to the file.
+		if c.file != "" && !live[c.file] && !liveNow[c.file] && !inFlight[c.file] && !gone[c.file] {
+			if err := remove(c.file, c.why); err != nil {
+				return rep, err
+			}
+			gone[c.file] = true
+		}
+		if c.manifest != "" && !liveNow[c.manifest] {
+			why := "(no live record)"
+			if c.why == "(imported, expired)" {
+				why = "(expired)"
+			}
+			if err := remove(c.manifest, why); err != nil {
 				return rep, err
 			}
 		}
 	}
 	return rep, nil
+}
+
+// importCandidate is an imported file and its manifest that no record
+// needed when gc looked.
+type importCandidate struct{ file, manifest, why string }
+
+// catalogKeys returns the object keys (files and manifests) of live and of
+// expired records.
+func catalogKeys(ctx context.Context, catalog storage.Catalog, now time.Time) (live, expired map[string]bool, err error) {
+	live, expired = map[string]bool{}, map[string]bool{}
+	err = catalog.Walk(ctx, func(b storage.Binary) error {
+		keys := []string{b.ObjectKey}
+		if Imported(b) {
+			keys = append(keys, ManifestKey(b))
+		}
+		for _, k := range keys {
+			if b.Expired(now) {
+				expired[k] = true
+			} else {
+				live[k] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the catalog: %w", err)
+	}
+	return live, expired, nil
 }
 
 // objectExpired reports whether the object's own metadata names an expiry

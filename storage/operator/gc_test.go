@@ -1,0 +1,79 @@
+package operator
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/boltcatalog"
+	"fhir-binary-gateway/storage/fsstore"
+)
+
+// walkHook runs once, right after the first Walk: something that happens
+// while gc is between reading the catalog and listing the objects.
+type walkHook struct {
+	storage.Catalog
+	once *sync.Once
+	fn   func()
+}
+
+func (h walkHook) Walk(ctx context.Context, fn func(storage.Binary) error) error {
+	err := h.Catalog.Walk(ctx, fn)
+	h.once.Do(h.fn)
+	return err
+}
+
+// An import of a file made while gc runs keeps the file, even when gc is
+// removing the manifest of an earlier, deleted import of the same file.
+func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
+	ctx := context.Background()
+	objects, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := boltcatalog.Open(t.TempDir()+"/catalog.db", boltcatalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer catalog.Close()
+	const file = "exports/job-9/Patient.ndjson"
+	if _, err := objects.Put(ctx, file, strings.NewReader("{}\n"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := Import(ctx, objects, catalog, ImportRequest{Key: file, Owner: "client-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := catalog.Delete(ctx, first.Ref(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range removed {
+		if err := ForgetImport(ctx, objects, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var second storage.Binary
+	hooked := walkHook{Catalog: catalog, once: &sync.Once{}, fn: func() {
+		second, err = Import(ctx, objects, catalog, ImportRequest{Key: file, Owner: "client-b"})
+		if err != nil {
+			t.Error(err)
+		}
+	}}
+	rep, err := GC(ctx, objects, hooked, GCOptions{Grace: DefaultGrace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.Stat(ctx, file); err != nil {
+		t.Fatalf("gc removed the file of a live import: %v (removed %v)", err, rep.Removed)
+	}
+	if len(rep.Removed) != 1 || !strings.HasPrefix(rep.Removed[0], ManifestKey(first)) {
+		t.Errorf("gc removed %v; want only the deleted import's manifest", rep.Removed)
+	}
+	if _, err := objects.Stat(ctx, ManifestKey(second)); err != nil {
+		t.Errorf("the live import's manifest: %v", err)
+	}
+}
