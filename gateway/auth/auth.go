@@ -14,7 +14,6 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/time/rate"
 )
 
 // Principal is who a verified token speaks for.
@@ -66,7 +65,7 @@ type Options struct {
 
 // JWT verifies tokens signed by keys of a JWKS.
 type JWT struct {
-	keys   keyfunc.Keyfunc
+	keys   func(context.Context) jwt.Keyfunc
 	parser *jwt.Parser
 	opts   Options
 	cancel context.CancelFunc
@@ -77,8 +76,7 @@ type JWT struct {
 // keys arrive.
 func NewJWT(opts Options) (*JWT, error) {
 	var (
-		keys   keyfunc.Keyfunc
-		err    error
+		lookup func(context.Context) jwt.Keyfunc
 		cancel context.CancelFunc = func() {}
 	)
 	switch {
@@ -89,9 +87,11 @@ func NewJWT(opts Options) (*JWT, error) {
 		if rerr != nil {
 			return nil, fmt.Errorf("auth: JWKS file: %w", rerr)
 		}
-		if keys, err = keyfunc.NewJWKSetJSON(raw); err != nil {
+		keys, err := keyfunc.NewJWKSetJSON(raw)
+		if err != nil {
 			return nil, fmt.Errorf("auth: JWKS file %s: %w", opts.JWKSFile, err)
 		}
+		lookup = keys.KeyfuncCtx
 	case opts.JWKSURL != "":
 		var ctx context.Context
 		ctx, cancel = context.WithCancel(context.Background())
@@ -103,26 +103,12 @@ func NewJWT(opts Options) (*JWT, error) {
 		if every <= 0 {
 			every = time.Minute
 		}
-		keys, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{opts.JWKSURL}, keyfunc.Override{
-			Client:      client,
-			HTTPTimeout: jwksFetchTimeout,
-			// An unknown kid refreshes the set at most once per interval.
-			// jwkset runs that refresh under the limiter's wait deadline, so
-			// the deadline must leave room for the fetch itself (a 1ms one
-			// failed every refresh over a real network). The limiter only
-			// waits when its next token falls inside the deadline, so at
-			// most one request per interval waits, for at most this long;
-			// every other unknown kid is refused at once.
-			RefreshUnknownKID: rate.NewLimiter(rate.Every(every), 1),
-			RateLimitWaitMax:  jwksFetchTimeout,
-			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-				return func(context.Context, error) {}
-			},
-		})
-		if err != nil {
+		remote, rerr := newRemoteKeys(ctx, opts.JWKSURL, client, every)
+		if rerr != nil {
 			cancel()
-			return nil, fmt.Errorf("auth: JWKS URL: %w", err)
+			return nil, fmt.Errorf("auth: JWKS URL: %w", rerr)
 		}
+		lookup = remote.keyfunc
 	default:
 		return nil, errors.New("auth: a JWKS URL or file is needed")
 	}
@@ -138,7 +124,7 @@ func NewJWT(opts Options) (*JWT, error) {
 	if opts.Audience != "" {
 		popts = append(popts, jwt.WithAudience(opts.Audience))
 	}
-	return &JWT{keys: keys, parser: jwt.NewParser(popts...), opts: opts, cancel: cancel}, nil
+	return &JWT{keys: lookup, parser: jwt.NewParser(popts...), opts: opts, cancel: cancel}, nil
 }
 
 // Close stops the background refresh.
@@ -148,7 +134,7 @@ func (j *JWT) Close() { j.cancel() }
 // the principal.
 func (j *JWT) Verify(ctx context.Context, raw string) (Principal, error) {
 	claims := jwt.MapClaims{}
-	if _, err := j.parser.ParseWithClaims(raw, claims, j.keys.KeyfuncCtx(ctx)); err != nil {
+	if _, err := j.parser.ParseWithClaims(raw, claims, j.keys(ctx)); err != nil {
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
 	p := Principal{Subject: str(claims["sub"])}

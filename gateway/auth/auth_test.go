@@ -209,3 +209,46 @@ func TestAlgorithmsAreAsymmetric(t *testing.T) {
 		}
 	}
 }
+
+// Right after a refresh the next one is an interval away: a token with an
+// unknown kid arriving meanwhile is refused at once (it neither waits for
+// the limiter nor leaves the next refresh less time), and once the interval
+// has passed a rotated-in key is fetched in full, even from a slow server.
+func TestUnknownKidNeverWaitsForTheLimiter(t *testing.T) {
+	iss := authtest.New(t)
+	var rotated atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if rotated.Load() {
+			time.Sleep(300 * time.Millisecond)
+			_, _ = w.Write(iss.JWKSWithOther())
+			return
+		}
+		_, _ = w.Write(iss.JWKS())
+	}))
+	defer srv.Close()
+	const every = 2 * time.Second
+	v, err := auth.NewJWT(auth.Options{JWKSURL: srv.URL, Issuer: authtest.Issuer, Audience: authtest.Audience, RefreshEvery: every})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	// This unknown kid takes the limiter's token: a refresh that finds no new key.
+	if _, err := v.Verify(t.Context(), iss.TokenOther("rsa-9", iss.Claims("a", "system/Binary.read"))); err == nil {
+		t.Fatal("unknown kid accepted")
+	}
+	refreshed := time.Now()
+	rotated.Store(true)
+	time.Sleep(every / 2)
+	start := time.Now()
+	if _, err := v.Verify(t.Context(), iss.TokenOther("rsa-2", iss.Claims("a", "system/Binary.read"))); err == nil {
+		t.Fatal("a key the gateway has not fetched yet was accepted")
+	}
+	if d := time.Since(start); d > every/4 {
+		t.Fatalf("an unknown kid waited %v for the limiter", d)
+	}
+	time.Sleep(time.Until(refreshed.Add(every + 200*time.Millisecond)))
+	if _, err := v.Verify(t.Context(), iss.TokenOther("rsa-2", iss.Claims("a", "system/Binary.read"))); err != nil {
+		t.Fatalf("rotated-in key after the interval, from a slow server: %v", err)
+	}
+}

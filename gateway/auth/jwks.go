@@ -1,0 +1,117 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// remoteKeys is a key set fetched from a JWKS URL: at start, every
+// refreshEvery in the background, and when a token names a kid the set
+// lacks (a key rotation), at most once per interval.
+//
+// The unknown-kid refresh is done here rather than by jwkset's HTTP client:
+// jwkset waits for its rate limiter and then fetches under one and the same
+// deadline, so a stream of unknown kids could leave each refresh too little
+// time for the fetch, or make a request wait for the limiter. Here a request
+// never waits for the limiter (Allow, not Wait), and a refresh always gets
+// the whole fetch timeout.
+type remoteKeys struct {
+	url     string
+	client  *http.Client
+	store   jwkset.Storage
+	keys    keyfunc.Keyfunc
+	limiter *rate.Limiter
+	mu      sync.Mutex // one fetch at a time
+}
+
+// refreshEvery is the background refresh interval of a key set at a URL.
+const refreshEvery = time.Hour
+
+func newRemoteKeys(ctx context.Context, url string, client *http.Client, unknownEvery time.Duration) (*remoteKeys, error) {
+	store := jwkset.NewMemoryStorage()
+	keys, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store})
+	if err != nil {
+		return nil, err
+	}
+	r := &remoteKeys{url: url, client: client, store: store, keys: keys, limiter: rate.NewLimiter(rate.Every(unknownEvery), 1)}
+	// A first fetch that fails is not fatal: the authorization server may
+	// start later, and an unknown kid (every kid, then) fetches again.
+	_ = r.refresh(ctx)
+	go func() {
+		t := time.NewTicker(refreshEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = r.refresh(ctx)
+			}
+		}
+	}()
+	return r, nil
+}
+
+// refresh fetches the set and replaces the keys held (a revoked key goes).
+func (r *remoteKeys) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("JWKS %s: status %d", r.url, res.StatusCode)
+	}
+	var set jwkset.JWKSMarshal
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&set); err != nil {
+		return fmt.Errorf("JWKS %s: %w", r.url, err)
+	}
+	jwks := make([]jwkset.JWK, 0, len(set.Keys))
+	for _, m := range set.Keys {
+		k, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+		if errors.Is(err, jwkset.ErrUnsupportedKey) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("JWKS %s: %w", r.url, err)
+		}
+		jwks = append(jwks, k)
+	}
+	return r.store.KeyReplaceAll(ctx, jwks)
+}
+
+// keyfunc finds the key of a token, refreshing the set once (if the limiter
+// allows) when the token's kid is unknown.
+func (r *remoteKeys) keyfunc(ctx context.Context) jwt.Keyfunc {
+	return func(tok *jwt.Token) (any, error) {
+		key, err := r.keys.KeyfuncCtx(ctx)(tok)
+		if err == nil || !errors.Is(err, jwkset.ErrKeyNotFound) || !r.limiter.Allow() {
+			return key, err
+		}
+		// Detached from the request: a client that hangs up must not
+		// cut the refresh that other tokens of the new key need.
+		if ferr := r.refresh(context.WithoutCancel(ctx)); ferr != nil {
+			return nil, err
+		}
+		return r.keys.KeyfuncCtx(ctx)(tok)
+	}
+}
