@@ -105,7 +105,7 @@ func (s *Server) importOp(c echo.Context) error {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "no object with key %q", truncate(req.Key, 200))
-	case errors.Is(err, storage.ErrInvalidKey):
+	case errors.Is(err, storage.ErrInvalidKey), errors.Is(err, operator.ErrPastExpiry):
 		return badRequest("%v", err)
 	case err != nil:
 		return err

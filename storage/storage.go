@@ -14,8 +14,11 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // UploadAborter is implemented by stores whose interrupted uploads leave
@@ -164,4 +167,33 @@ type Catalog interface {
 	// Ping checks the catalog can be reached (readiness).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// CheckKey refuses an object key that a caller names (an import) but that
+// no store holds the same way: empty, longer than S3's 1024 bytes, not
+// UTF-8, with control characters, a leading '/', or an empty, "." or ".."
+// segment (S3 refuses some of these, a filesystem resolves others away).
+func CheckKey(key string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why) }
+	switch {
+	case key == "":
+		return bad("empty")
+	case len(key) > 1024:
+		return bad("longer than 1024 bytes")
+	case !utf8.ValidString(key):
+		return bad("not UTF-8")
+	case strings.HasPrefix(key, "/"):
+		return bad("absolute")
+	case strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		return bad("contains a control character")
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch seg {
+		case "":
+			return bad("empty segment")
+		case ".", "..":
+			return bad("dot segment")
+		}
+	}
+	return nil
 }

@@ -153,3 +153,18 @@ func TestBadSettingStopsWithOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalBaseURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		":8080":          "http://localhost:8080",
+		"127.0.0.1:9000": "http://127.0.0.1:9000",
+		"0.0.0.0:80":     "http://localhost:80",
+		"[::]:8443":      "http://localhost:8443",
+		"[::1]:8080":     "http://[::1]:8080",
+		"gw.internal:81": "http://gw.internal:81",
+	} {
+		if got := localBaseURL(listen); got != want {
+			t.Errorf("localBaseURL(%q) = %q; want %q", listen, got, want)
+		}
+	}
+}

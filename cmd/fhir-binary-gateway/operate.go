@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -73,6 +74,9 @@ func importCmd(args []string, stdout, stderr io.Writer) error {
 				if err != nil {
 					return fmt.Errorf("%w: --expires-at %q is not an RFC 3339 instant", app.ErrUsage, expires)
 				}
+				if !t.After(time.Now()) {
+					return fmt.Errorf("%w: --expires-at %s is not in the future", app.ErrUsage, expires)
+				}
 				req.ExpiresAt = t
 			} else if cfg.DefaultRetention > 0 {
 				req.ExpiresAt = time.Now().Add(cfg.DefaultRetention)
@@ -89,10 +93,13 @@ func importCmd(args []string, stdout, stderr io.Writer) error {
 				if err != nil {
 					return err
 				}
+				if len(keys) == 0 {
+					return fmt.Errorf("no objects under the prefix %q (keys are relative to the bucket prefix / data dir)", prefix)
+				}
 			}
 			base := cfg.BaseURL
 			if base == "" {
-				base = "http://localhost" + cfg.Listen + cfg.BasePath
+				base = localBaseURL(cfg.Listen) + cfg.BasePath
 			}
 			if tenant != "" {
 				base += "/" + tenant
@@ -197,3 +204,17 @@ func newProgress(w io.Writer, what string) progress {
 func (p progress) report(done int) { p(done) }
 
 func (p progress) done(n int) { p(n) }
+
+// localBaseURL is the gateway's URL on this host for a listen address, for
+// the download URLs import prints when GATEWAY_BASE_URL is not set.
+func localBaseURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://localhost" + listen
+	}
+	switch host {
+	case "", "0.0.0.0", "::":
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -75,5 +76,33 @@ func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
 	}
 	if _, err := objects.Stat(ctx, ManifestKey(second)); err != nil {
 		t.Errorf("the live import's manifest: %v", err)
+	}
+}
+
+func TestImportRefusesBadKeysAndPastExpiry(t *testing.T) {
+	ctx := context.Background()
+	objects, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := boltcatalog.Open(t.TempDir()+"/catalog.db", boltcatalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer catalog.Close()
+	for _, key := range []string{"", "../etc/passwd", "exports/../exports/x.ndjson", "exports//x", "a/./b", "/abs", "tab\tkey", "bad\xffutf8", strings.Repeat("k", 1025)} {
+		if _, err := Import(ctx, objects, catalog, ImportRequest{Key: key}); !errors.Is(err, storage.ErrInvalidKey) {
+			t.Errorf("import %q: %v; want ErrInvalidKey", key, err)
+		}
+	}
+	if _, err := objects.Put(ctx, "exports/ok.ndjson", strings.NewReader("{}\n"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Import(ctx, objects, catalog, ImportRequest{Key: "exports/ok.ndjson", ExpiresAt: time.Now().Add(-time.Minute)})
+	if !errors.Is(err, ErrPastExpiry) {
+		t.Errorf("import with a past expiry: %v; want ErrPastExpiry", err)
+	}
+	if _, err := Import(ctx, objects, catalog, ImportRequest{Key: "exports/ok.ndjson", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Errorf("a good import: %v", err)
 	}
 }

@@ -25,6 +25,10 @@ import (
 	"fhir-binary-gateway/storage"
 )
 
+// ErrPastExpiry: an import whose expiry has already passed (it would be
+// gone the moment it was made).
+var ErrPastExpiry = errors.New("the expiry is not in the future")
+
 // ImportRequest registers an existing object as a new Binary.
 type ImportRequest struct {
 	Key             string // object key relative to the store root
@@ -44,15 +48,21 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 	if r.Key == "" || strings.HasPrefix(r.Key, storage.BinariesPrefix) || strings.HasPrefix(r.Key, storage.ImportsPrefix) {
 		return storage.Binary{}, fmt.Errorf("import %q: %w: the key must name an object outside %s and %s", r.Key, storage.ErrInvalidKey, storage.BinariesPrefix, storage.ImportsPrefix)
 	}
+	if err := storage.CheckKey(r.Key); err != nil {
+		return storage.Binary{}, fmt.Errorf("import: %w", err)
+	}
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	if !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(r.Now) {
+		return storage.Binary{}, fmt.Errorf("import %q: %w: %s", r.Key, ErrPastExpiry, r.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	info, err := objects.Stat(ctx, r.Key)
 	if err != nil {
 		return storage.Binary{}, fmt.Errorf("import %q: %w", r.Key, err)
 	}
 	if r.ID == "" {
 		r.ID = uuid.NewString()
-	}
-	if r.Now.IsZero() {
-		r.Now = time.Now()
 	}
 	sum, n, err := hashObject(ctx, objects, r.Key)
 	if err != nil {
