@@ -154,14 +154,24 @@ func (s *Server) healthz(c echo.Context) error {
 
 // readyz answers 200 only when the catalog and the object store both answer.
 func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.backendTimeout())
-	defer cancel()
+	// Both at once, each with its own deadline: a hung Redis must not use
+	// up the time S3 has to answer (and be blamed on it).
+	ping := func(p func(context.Context) error) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), s.backendTimeout())
+			defer cancel()
+			done <- p(ctx)
+		}()
+		return done
+	}
+	catalogErr, objectsErr := ping(s.catalog.Ping), ping(s.objects.Ping)
 	status := map[string]string{"catalog": "ok", "objects": "ok"}
 	ready := true
-	if err := s.catalog.Ping(ctx); err != nil {
+	if err := <-catalogErr; err != nil {
 		status["catalog"], ready = err.Error(), false
 	}
-	if err := s.objects.Ping(ctx); err != nil {
+	if err := <-objectsErr; err != nil {
 		status["objects"], ready = err.Error(), false
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")

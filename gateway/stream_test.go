@@ -161,3 +161,45 @@ func (s *brokenStore) Stat(context.Context, string) (storage.ObjectInfo, error) 
 }
 
 func (s *brokenStore) Delete(context.Context, string) error { return nil }
+
+// hungCatalog never answers a ping before its deadline, as a Redis that
+// accepts connections but is stopped.
+type hungCatalog struct{ storage.Catalog }
+
+func (hungCatalog) Ping(ctx context.Context) error {
+	<-ctx.Done()
+	return storage.ErrUnavailable
+}
+
+// deadlineStore's ping fails if its context has less than half a second
+// left: what a real S3 ping does when a hung Redis used up the time.
+type deadlineStore struct{ storage.ObjectStore }
+
+func (deadlineStore) Ping(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < 500*time.Millisecond {
+		return storage.ErrUnavailable
+	}
+	return nil
+}
+
+// A hung Redis makes /readyz fail on the catalog alone: S3 gets its own
+// time to answer, and both are asked at once (one timeout, not two).
+func TestReadyzBlamesOnlyTheHungBackend(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.BackendTimeout = time.Second
+	srv := httptest.NewServer(New(Deps{Config: cfg, Objects: deadlineStore{}, Catalog: hungCatalog{}}))
+	defer srv.Close()
+	start := time.Now()
+	res, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if took := time.Since(start); took > 1800*time.Millisecond {
+		t.Errorf("/readyz took %v with a 1s backend timeout", took)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"objects":"ok"`) {
+		t.Errorf("/readyz: %d %s; want 503 with the objects ok", res.StatusCode, body)
+	}
+}

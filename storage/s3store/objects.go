@@ -118,35 +118,51 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 	case offset > 0:
 		in.Range = aws.String("bytes=" + strconv.FormatInt(offset, 10) + "-")
 	}
-	out, err := s.client.GetObject(ctx, in)
+	// The answer (headers) must come within the timeout, retries included;
+	// the body then streams for as long as the reader reads.
+	bctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(s.opts.Timeout, cancel)
+	fail := func(err error) (io.ReadCloser, error) {
+		answered := timer.Stop()
+		cancel()
+		if !answered && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: open %s: no answer within %s: %w", storage.ErrUnavailable, key, s.opts.Timeout, context.DeadlineExceeded)
+		}
+		return nil, s.mapError(ctx, "open", key, err)
+	}
+	out, err := s.client.GetObject(bctx, in)
 	if err != nil {
-		err = s.mapError(ctx, "open", key, err)
-		if offset != 0 || !errors.Is(err, storage.ErrInvalidRange) {
-			return nil, err
+		if offset != 0 || !errors.Is(s.mapError(ctx, "open", key, err), storage.ErrInvalidRange) {
+			return fail(err)
 		}
 		// Any range at offset 0 of an empty object is unsatisfiable to S3,
 		// but the contract allows it: read the (empty) object whole.
 		in.Range = nil
-		if out, err = s.client.GetObject(ctx, in); err != nil {
-			return nil, s.mapError(ctx, "open", key, err)
+		if out, err = s.client.GetObject(bctx, in); err != nil {
+			return fail(err)
 		}
+	}
+	if !timer.Stop() {
+		_ = out.Body.Close()
+		return fail(context.DeadlineExceeded)
 	}
 	var body io.Reader = out.Body
 	if length >= 0 {
 		body = io.LimitReader(out.Body, length)
 	}
-	return &objectReader{ctx: ctx, r: body, c: out.Body, s: s, key: key}, nil
+	return &objectReader{ctx: bctx, cancel: cancel, r: body, c: out.Body, s: s, key: key}, nil
 }
 
 // objectReader maps a GET body's errors: a cancelled ctx stays a ctx
 // error, anything else that cuts the stream short is ErrUnavailable, so the
 // gateway aborts the response rather than ending it cleanly.
 type objectReader struct {
-	ctx context.Context
-	r   io.Reader
-	c   io.Closer
-	s   *Store
-	key string
+	ctx    context.Context
+	cancel context.CancelFunc // releases ctx on Close
+	r      io.Reader
+	c      io.Closer
+	s      *Store
+	key    string
 }
 
 func (o *objectReader) Read(p []byte) (int, error) {
@@ -157,10 +173,16 @@ func (o *objectReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (o *objectReader) Close() error { return o.c.Close() }
+func (o *objectReader) Close() error {
+	err := o.c.Close()
+	o.cancel()
+	return err
+}
 
 // Stat is a HEAD of the object.
 func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	ctx, cancel := s.answerWithin(ctx)
+	defer cancel()
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.FullKey(key))})
 	if err != nil {
 		return storage.ObjectInfo{}, s.mapError(ctx, "stat", key, err)
@@ -182,6 +204,8 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 
 // Delete removes the object; S3 answers a missing key with success too.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, cancel := s.answerWithin(ctx)
+	defer cancel()
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.FullKey(key))})
 	if err != nil {
 		err = s.mapError(ctx, "delete", key, err)
@@ -190,6 +214,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		}
 	}
 	return err
+}
+
+// answerWithin bounds a call whose answer has no body to stream by the
+// store's timeout, retries included: an S3 that hangs is a 503 within the
+// timeout, not after one full timeout per attempt.
+func (s *Store) answerWithin(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.Timeout)
 }
 
 // List pages through ListObjectsV2, which S3 returns in key order.
@@ -223,6 +254,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	// A one-key listing under the store's prefix needs only the
 	// s3:ListBucket the deployment grants (HeadBucket would need it
 	// without a prefix condition).
+	ctx, cancel := s.answerWithin(ctx)
+	defer cancel()
 	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket:  aws.String(s.opts.Bucket),
 		Prefix:  aws.String(s.opts.Prefix),
