@@ -261,6 +261,12 @@ func (s *Server) store(c echo.Context, wr writeRequest, body io.Reader, finish f
 			return b, err
 		}
 	}
+	if b.Expired(s.now()) {
+		// The expiry passed while the body arrived: recording it now would
+		// answer success for a file that is already gone.
+		s.removeObject(b.ObjectKey)
+		return b, problem(http.StatusGone, "deleted", "the Binary's expiry %s passed while the upload was in progress", fhirTime(b.ExpiresAt))
+	}
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()
 	if err := s.catalog.Put(ctx, b); err != nil {

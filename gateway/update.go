@@ -125,6 +125,11 @@ func (s *Server) remove(c echo.Context) error {
 	if err := s.authorize(c, actDelete, &cur); err != nil {
 		return err
 	}
+	if cur.Expired(s.now()) && !cur.Deleted {
+		// Gone already, and a delete must not turn it into a tombstone
+		// that a later PUT could revive; gc removes its objects.
+		return s.checkLive(cur)
+	}
 	if !cur.Deleted {
 		removed, err := s.catalog.Delete(ctx, ref, s.now().UTC())
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -181,6 +181,8 @@ func TestExpiry(t *testing.T) {
 				{"GET", "/Binary/" + id + "/_history/1"},
 				{"GET", "/Binary/" + id + "/_history/2/$binary-access-read"},
 				{"PUT", "/Binary/" + id},
+				{"DELETE", "/Binary/" + id},
+				{"PUT", "/Binary/" + id}, // still gone: the DELETE did not make a tombstone to revive
 			} {
 				res, body := g.do(req[0], req[1], strings.NewReader("revived?"), "Content-Type", "text/plain")
 				wantStatus(t, res, body, http.StatusGone)
@@ -273,5 +275,26 @@ func TestMetadataAndHealth(t *testing.T) {
 	}
 	if res, body := g.do(http.MethodGet, "/OperationDefinition/nope", nil); res.StatusCode != 404 {
 		t.Errorf("unknown OperationDefinition: %d %s", res.StatusCode, body)
+	}
+}
+
+// An upload whose expiry passes while its body arrives is refused with 410
+// and leaves nothing: it must not answer success for a file already gone.
+func TestExpiryPassingMidUpload(t *testing.T) {
+	g := startGateway(t, embedded, nil)
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("first half, "))
+		time.Sleep(2 * time.Second)
+		_, _ = pw.Write([]byte("second half"))
+		_ = pw.Close()
+	}()
+	res, body := g.do(http.MethodPost, "/Binary", pr, "Content-Type", "text/plain",
+		"X-Expires-At", time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano))
+	wantStatus(t, res, body, http.StatusGone)
+	var objects []string
+	_ = g.be.Objects.List(context.Background(), "", func(o storage.ObjectInfo) error { objects = append(objects, o.Key); return nil })
+	if len(objects) != 0 {
+		t.Errorf("objects left behind: %v", objects)
 	}
 }
