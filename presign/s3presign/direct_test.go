@@ -227,6 +227,9 @@ func TestSDKPathSettings(t *testing.T) {
 		{"fips region", s3store.Options{Bucket: "fhir-files", Region: "fips-us-east-1"}, false},
 		{"s3 express directory bucket", s3store.Options{Bucket: "fhir--use1-az4--x-s3", Region: "us-east-1"}, false},
 		{"plain", s3store.Options{Bucket: "fhir-files", Region: "us-east-1"}, true},
+		{"ipv6 endpoint", s3store.Options{Bucket: "fhir-files", Region: "us-east-1", Endpoint: "https://[::1]:443", PathStyle: true}, false},
+		{"ipv6 zone", s3store.Options{Bucket: "fhir-files", Region: "us-east-1", Endpoint: "http://[fe80::1%25eth0]:9000", PathStyle: true}, false},
+		{"endpoint path to escape", s3store.Options{Bucket: "fhir-files", Region: "us-east-1", Endpoint: "https://cdn.example.test/a%20b", PathStyle: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.AccessKey, tc.opts.SecretKey = "AKIDEXAMPLE", "secret"

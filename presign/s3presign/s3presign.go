@@ -36,6 +36,11 @@ const maxExpiry = 7 * 24 * time.Hour
 // is whatever S3 sends back, so it cannot be part of the signature.
 const unsignedPayload = "UNSIGNED-PAYLOAD"
 
+// responseCacheControl is what S3 is told to answer a redirected download
+// with, as the gateway answers a streamed one: health data is not kept in
+// browser or proxy caches.
+const responseCacheControl = "no-store"
+
 // Presigner signs GETs for one store's bucket and prefix.
 type Presigner struct {
 	store  *s3store.Store
@@ -133,6 +138,12 @@ func resolveTarget(o s3.Options, bucket, prefix string) (*target, error) {
 		endpt.URI.Opaque != "" || endpt.URI.User != nil || endpt.URI.RawQuery != "" {
 		return nil, errUseSDK
 	}
+	// IPv6 literals (the SDK signs a default-port one without brackets,
+	// and a zone arrives unescaped) are rare enough to leave to the SDK, as
+	// are endpoint paths with bytes to escape (below).
+	if strings.HasPrefix(endpt.URI.Host, "[") {
+		return nil, errUseSDK
+	}
 	t := &target{
 		scheme:        endpt.URI.Scheme,
 		host:          endpt.URI.Host,
@@ -161,6 +172,11 @@ func resolveTarget(o s3.Options, bucket, prefix string) (*target, error) {
 	rawBase := endpt.URI.RawPath
 	if rawBase == "" {
 		rawBase = endpt.URI.Path
+	}
+	for i := 0; i < len(rawBase); i++ {
+		if c := rawBase[i]; !pathSafe(c) && c != '%' {
+			return nil, errUseSDK // a byte the SDK would escape
+		}
 	}
 	t.rawPathBase = joinBase(rawBase) + escapePath(prefix)
 	return t, nil
@@ -297,8 +313,9 @@ func pathSafe(c byte) bool {
 // against.
 func (p *Presigner) presignSDK(ctx context.Context, creds aws.Credentials, key string, r presign.Request, signed time.Time, ttl time.Duration) (string, error) {
 	in := &s3.GetObjectInput{
-		Bucket: aws.String(p.store.Bucket()),
-		Key:    aws.String(key),
+		Bucket:               aws.String(p.store.Bucket()),
+		Key:                  aws.String(key),
+		ResponseCacheControl: aws.String(responseCacheControl),
 	}
 	if r.ContentType != "" {
 		in.ResponseContentType = aws.String(r.ContentType)

@@ -95,6 +95,9 @@ func TestPresignedGetServesOverrides(t *testing.T) {
 	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="Patient.ndjson"` {
 		t.Errorf("Content-Disposition = %q; want the override", cd)
 	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q; want no-store, as a streamed download", cc)
+	}
 }
 
 func TestNeverOutlivesTheFile(t *testing.T) {
