@@ -56,7 +56,7 @@ func (s *Server) operationDefinition(c echo.Context) error {
 	id := c.Param("id")
 	d, ok := operationDefs[id]
 	if !ok {
-		return notFound(id)
+		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport)
 	}
 	params := make([]map[string]any, 0, len(d.params))
 	for _, p := range d.params {

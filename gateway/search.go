@@ -133,14 +133,14 @@ func searchURL(base string, params url.Values, cursor string) string {
 
 // lastUpdatedRange turns one _lastUpdated value (prefix + FHIR dateTime of
 // any precision) into a half-open [from, to) bound; zero means open.
-func lastUpdatedRange(v string) (time.Time, time.Time, error) {
-	prefix := "eq"
+func lastUpdatedRange(param string) (time.Time, time.Time, error) {
+	prefix, v := "eq", param
 	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
 		prefix, v = v[:2], v[2:]
 	}
 	lo, hi, err := dateTimeSpan(v)
 	if err != nil {
-		return time.Time{}, time.Time{}, badRequest("_lastUpdated %q: %v", truncate(v, 40), err)
+		return time.Time{}, time.Time{}, badRequest("_lastUpdated %q: %v", truncate(param, 40), err)
 	}
 	switch prefix {
 	case "eq":
