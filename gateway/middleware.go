@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,11 +80,25 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (s *Server) record(c echo.Context, start time.Time, status string) {
+// routeLabel is the route a request matched, with the operation or the
+// history spelled out where one pattern serves several (/Binary/:id/:op):
+// bounded label values that still tell downloads from history reads.
+func routeLabel(c echo.Context) string {
 	route := c.Path()
-	if route == "" {
-		route = "unmatched"
+	switch {
+	case route == "":
+		return "unmatched"
+	case strings.HasSuffix(route, "/:op"):
+		switch op := c.Param("op"); op {
+		case opBinaryAccessRead, opExportDownload, opImport, opHistory:
+			return strings.TrimSuffix(route, ":op") + op
+		}
 	}
+	return route
+}
+
+func (s *Server) record(c echo.Context, start time.Time, status string) {
+	route := routeLabel(c)
 	method := c.Request().Method
 	res := c.Response()
 	elapsed := time.Since(start)
