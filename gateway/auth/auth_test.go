@@ -150,26 +150,33 @@ func TestPrincipal(t *testing.T) {
 	}
 }
 
-// The key set at a URL is refreshed when a token names a kid it lacks (a
-// key rotation), but at most once per interval, so a flood of unknown kids
-// cannot make the gateway hammer the authorization server.
-func TestJWKSURLRefreshOnUnknownKid(t *testing.T) {
-	iss := authtest.New(t)
+// rotatingJWKS serves iss's key set, and once rotated is set the set with
+// the other key, answering that after delay; it counts the fetches.
+func rotatingJWKS(t *testing.T, iss *authtest.Iss, delay time.Duration) (*httptest.Server, *atomic.Bool, *atomic.Int32) {
 	var rotated atomic.Bool
 	var fetches atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		if rotated.Load() {
-			// A real authorization server is a network round trip away:
-			// the refresh must not run under a deadline shorter than that.
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(delay)
 			_, _ = w.Write(iss.JWKSWithOther())
 			return
 		}
 		_, _ = w.Write(iss.JWKS())
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, &rotated, &fetches
+}
+
+// The key set at a URL is refreshed when a token names a kid it lacks (a
+// key rotation), but at most once per interval, so a flood of unknown kids
+// cannot make the gateway hammer the authorization server.
+func TestJWKSURLRefreshOnUnknownKid(t *testing.T) {
+	iss := authtest.New(t)
+	// A real authorization server is a network round trip away: the
+	// refresh must not run under a deadline shorter than that.
+	srv, rotated, fetches := rotatingJWKS(t, iss, 150*time.Millisecond)
 	v, err := auth.NewJWT(auth.Options{JWKSURL: srv.URL, Issuer: authtest.Issuer, Audience: authtest.Audience, RefreshEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -216,17 +223,7 @@ func TestAlgorithmsAreAsymmetric(t *testing.T) {
 // has passed a rotated-in key is fetched in full, even from a slow server.
 func TestUnknownKidNeverWaitsForTheLimiter(t *testing.T) {
 	iss := authtest.New(t)
-	var rotated atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if rotated.Load() {
-			time.Sleep(300 * time.Millisecond)
-			_, _ = w.Write(iss.JWKSWithOther())
-			return
-		}
-		_, _ = w.Write(iss.JWKS())
-	}))
-	defer srv.Close()
+	srv, rotated, _ := rotatingJWKS(t, iss, 300*time.Millisecond)
 	const every = 2 * time.Second
 	v, err := auth.NewJWT(auth.Options{JWKSURL: srv.URL, Issuer: authtest.Issuer, Audience: authtest.Audience, RefreshEvery: every})
 	if err != nil {

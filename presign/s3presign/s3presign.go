@@ -270,11 +270,17 @@ func lifetime(r presign.Request, creds aws.Credentials) (signed time.Time, ttl t
 // the RFC 3986 unreserved characters and '/' as %XX, upper-case hex. S3
 // signs this path as it is, without escaping it again. (The same escaping
 // serves for query values, which the signer parses back.)
-func writeEscaped(b *strings.Builder, s string) {
+func writeEscaped(b *strings.Builder, s string) { percentEncode(b, s, pathSafe) }
+
+// escapedLen is the length of s once escaped by writeEscaped.
+func escapedLen(s string) int { return encodedLen(s, pathSafe) }
+
+// percentEncode writes s with every byte that keep refuses as %XX, upper-case hex.
+func percentEncode(b *strings.Builder, s string, keep func(byte) bool) {
 	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if pathSafe(c) {
+		if keep(c) {
 			b.WriteByte(c)
 		} else {
 			b.WriteByte('%')
@@ -284,11 +290,11 @@ func writeEscaped(b *strings.Builder, s string) {
 	}
 }
 
-// escapedLen is the length of s once escaped by writeEscaped.
-func escapedLen(s string) int {
+// encodedLen is the length of s once percentEncode(s, keep) has run.
+func encodedLen(s string, keep func(byte) bool) int {
 	n := len(s)
 	for i := 0; i < len(s); i++ {
-		if !pathSafe(s[i]) {
+		if !keep(s[i]) {
 			n += 2
 		}
 	}

@@ -153,26 +153,8 @@ func hmacSHA256(key []byte, data string) []byte {
 // writeQueryEscaped writes s escaped as SigV4 escapes a query name or value:
 // every byte but A-Z a-z 0-9 - _ . ~ as %XX, upper-case hex ('/' too, unlike
 // a path).
-func writeQueryEscaped(b *strings.Builder, s string) {
-	const hexDigits = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '/' && pathSafe(c) {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		}
-	}
-}
+func writeQueryEscaped(b *strings.Builder, s string) { percentEncode(b, s, querySafe) }
 
-func queryEscapedLen(s string) int {
-	n := len(s)
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' || !pathSafe(s[i]) {
-			n += 2
-		}
-	}
-	return n
-}
+func queryEscapedLen(s string) int { return encodedLen(s, querySafe) }
+
+func querySafe(c byte) bool { return c != '/' && pathSafe(c) }

@@ -27,10 +27,10 @@ func (h walkHook) Walk(ctx context.Context, fn func(storage.Binary) error) error
 	return err
 }
 
-// An import of a file made while gc runs keeps the file, even when gc is
-// removing the manifest of an earlier, deleted import of the same file.
-func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
-	ctx := context.Background()
+// embeddedStores are a filesystem store and a bbolt catalog in temporary
+// directories.
+func embeddedStores(t *testing.T) (storage.ObjectStore, storage.Catalog) {
+	t.Helper()
 	objects, err := fsstore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,15 @@ func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer catalog.Close()
+	t.Cleanup(func() { _ = catalog.Close() })
+	return objects, catalog
+}
+
+// An import of a file made while gc runs keeps the file, even when gc is
+// removing the manifest of an earlier, deleted import of the same file.
+func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
+	ctx := context.Background()
+	objects, catalog := embeddedStores(t)
 	const file = "exports/job-9/Patient.ndjson"
 	if _, err := objects.Put(ctx, file, strings.NewReader("{}\n"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -81,15 +89,7 @@ func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
 
 func TestImportRefusesBadKeysAndPastExpiry(t *testing.T) {
 	ctx := context.Background()
-	objects, err := fsstore.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := boltcatalog.Open(t.TempDir()+"/catalog.db", boltcatalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer catalog.Close()
+	objects, catalog := embeddedStores(t)
 	for _, key := range []string{"", "../etc/passwd", "exports/../exports/x.ndjson", "exports//x", "a/./b", "/abs", "tab\tkey", "bad\xffutf8", strings.Repeat("k", 1025)} {
 		if _, err := Import(ctx, objects, catalog, ImportRequest{Key: key}); !errors.Is(err, storage.ErrInvalidKey) {
 			t.Errorf("import %q: %v; want ErrInvalidKey", key, err)
@@ -98,7 +98,7 @@ func TestImportRefusesBadKeysAndPastExpiry(t *testing.T) {
 	if _, err := objects.Put(ctx, "exports/ok.ndjson", strings.NewReader("{}\n"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Import(ctx, objects, catalog, ImportRequest{Key: "exports/ok.ndjson", ExpiresAt: time.Now().Add(-time.Minute)})
+	_, err := Import(ctx, objects, catalog, ImportRequest{Key: "exports/ok.ndjson", ExpiresAt: time.Now().Add(-time.Minute)})
 	if !errors.Is(err, ErrPastExpiry) {
 		t.Errorf("import with a past expiry: %v; want ErrPastExpiry", err)
 	}
