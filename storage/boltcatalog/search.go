@@ -74,6 +74,7 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 	}
 	heads := tx.Bucket(headsBucket)
 	var last string
+	skipped := 0
 	k, _ := cur.Seek(start)
 	if after != "" && bytes.Equal(k, start) {
 		k, _ = cur.Next() // the cursor is exclusive
@@ -86,6 +87,7 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 		member := string(k[len(prefix):])
 		v := heads.Get(headKey(storage.Ref{Tenant: q.Tenant, ID: member[21:]}))
 		if v == nil {
+			skipped++
 			continue
 		}
 		b, err := decode(v)
@@ -93,10 +95,19 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 			return storage.Page{}, err
 		}
 		if b.Deleted || b.Expired(q.Now) {
+			skipped++
 			continue
 		}
 		page.Items = append(page.Items, b)
 		last = member
+	}
+	// The index keeps entries of expired Binaries until gc: a first page
+	// that is also the last knows the total exactly, any other page takes
+	// off what it skipped.
+	if after == "" && page.Next == "" {
+		page.Total = len(page.Items)
+	} else {
+		page.Total = max(page.Total-skipped, len(page.Items))
 	}
 	return page, nil
 }

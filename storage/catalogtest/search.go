@@ -139,8 +139,12 @@ func testSearchExpired(t *testing.T, c storage.Catalog) {
 	if got := ids(search(t, c, storage.Query{Owner: "x", Now: time.Now()}).Items); !slices.Equal(got, []string{"soon", "forever"}) {
 		t.Errorf("now: %q, want [soon forever]", got)
 	}
-	if got := ids(search(t, c, storage.Query{Owner: "x", Now: soon.ExpiresAt}).Items); !slices.Equal(got, []string{"forever"}) {
+	at := search(t, c, storage.Query{Owner: "x", Now: soon.ExpiresAt})
+	if got := ids(at.Items); !slices.Equal(got, []string{"forever"}) {
 		t.Errorf("at the expiry: %q, want [forever]", got)
+	}
+	if at.Total != 1 {
+		t.Errorf("at the expiry: total %d, want 1 (the page it answers with)", at.Total)
 	}
 }
 

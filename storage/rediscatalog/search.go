@@ -103,6 +103,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	}
 
 	var last string
+	skipped := 0 // entries in range found expired, deleted or stale
 	for len(page.Items) < q.Count {
 		need := q.Count - len(page.Items)
 		// One more than needed tells whether another page follows.
@@ -137,6 +138,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 					stale = append(stale, m)
 				}
 			case b.Expired(q.Now):
+				skipped++
 			default:
 				page.Items = append(page.Items, *b)
 				last = m
@@ -149,12 +151,13 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 			}
 			stale = append(stale, gone...)
 		}
+		skipped += len(stale)
 		if len(stale) > 0 {
 			// Best effort: a failure leaves entries the next search skips again.
 			_ = c.client.ZRem(ctx, key, stale...).Err()
 		}
 		if page.Next != "" || len(batch) <= need {
-			return page, nil
+			return exactTotal(page, q.Cursor, skipped), nil
 		}
 	}
 	// The page filled on the batch's last member: look one further.
@@ -165,7 +168,19 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	if len(more) > 0 {
 		page.Next = encodeCursor(last)
 	}
-	return page, nil
+	return exactTotal(page, q.Cursor, skipped), nil
+}
+
+// exactTotal corrects the index count by what the page found gone (the
+// index drops such entries only lazily): a first page that is also the last
+// knows the total exactly.
+func exactTotal(page storage.Page, cursor string, skipped int) storage.Page {
+	if cursor == "" && page.Next == "" {
+		page.Total = len(page.Items)
+	} else {
+		page.Total = max(page.Total-skipped, len(page.Items))
+	}
+	return page
 }
 
 // searchIDs answers an _id search by reading those records directly: the
