@@ -95,7 +95,11 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 			with("Content-Range", "bytes */"+strconv.FormatInt(ct.size, 10))
 	}
 
-	if allowRedirect && req.Method == http.MethodGet && s.redirects(ct.size) {
+	// A request with validators is streamed: the client repeats them to S3,
+	// which would judge them by its own ETag (MD5) and its own
+	// Last-Modified, not the gateway's, and MinIO ignores If-Range: a stale
+	// If-Range would get the new version's bytes as a part of the old.
+	if allowRedirect && req.Method == http.MethodGet && s.redirects(ct.size) && !hasValidators(req.Header) {
 		u, err := s.presignFor(c, ct)
 		if err != nil {
 			s.log.Warn("presign failed; streaming instead", logAttrs(c, "error", err.Error())...)
@@ -142,6 +146,16 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 		return nil
 	}
 	return s.copyBody(c, c.Response(), body, rng.length)
+}
+
+// hasValidators reports whether a request carries conditional headers.
+func hasValidators(h http.Header) bool {
+	for _, k := range []string{"If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // copyBody streams exactly n bytes with a pooled buffer. If the store fails
@@ -228,6 +242,19 @@ var knownExtensions = map[string]string{
 	"image/jpeg":              ".jpg",
 	"text/plain":              ".txt",
 	"text/csv":                ".csv",
+	"text/html":               ".html",
+	"text/xml":                ".xml",
+	"application/xml":         ".xml",
+	"application/fhir+xml":    ".xml",
+	"image/svg+xml":           ".svg",
+	"image/gif":               ".gif",
+	"image/tiff":              ".tiff",
+	"image/webp":              ".webp",
+	"application/zip":         ".zip",
+	"application/gzip":        ".gz",
+	"application/dicom":       ".dcm",
+	"text/javascript":         ".js",
+	"application/javascript":  ".js",
 }
 
 func extensionFor(contentType string) string {

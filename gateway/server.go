@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -176,8 +177,19 @@ func (s *Server) readyz(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	if !ready {
+		// Like every error, an OperationOutcome: one issue a backend down.
+		var issues []outcomeIssue
+		for _, name := range []string{"catalog", "objects"} {
+			if status[name] != "ok" {
+				issues = append(issues, outcomeIssue{Severity: "error", Code: "transient", Diagnostics: name + ": " + status[name]})
+			}
+		}
 		c.Response().Header().Set("Retry-After", "2")
-		return c.JSON(http.StatusServiceUnavailable, status)
+		body, err := json.Marshal(OperationOutcome{ResourceType: "OperationOutcome", Issue: issues})
+		if err != nil {
+			return err
+		}
+		return c.Blob(http.StatusServiceUnavailable, mimeFHIRJSON, body)
 	}
 	return c.JSON(http.StatusOK, status)
 }

@@ -199,7 +199,8 @@ func TestReadyzBlamesOnlyTheHungBackend(t *testing.T) {
 	if took := time.Since(start); took > 1800*time.Millisecond {
 		t.Errorf("/readyz took %v with a 1s backend timeout", took)
 	}
-	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"objects":"ok"`) {
-		t.Errorf("/readyz: %d %s; want 503 with the objects ok", res.StatusCode, body)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"OperationOutcome"`) ||
+		!strings.Contains(string(body), "catalog: ") || strings.Contains(string(body), "objects: ") {
+		t.Errorf("/readyz: %d %s; want 503, an OperationOutcome naming the catalog only", res.StatusCode, body)
 	}
 }

@@ -130,6 +130,15 @@ func (s *Server) remove(c echo.Context) error {
 		// that a later PUT could revive; gc removes its objects.
 		return s.checkLive(cur)
 	}
+	// If-Match: W/"n" makes the delete conditional on the current version
+	// (RFC 9110 evaluates it before the method runs).
+	ifMatch, conditional, err := ifMatchVersion(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	if conditional && (cur.Deleted || ifMatch != cur.Version) {
+		return problem(http.StatusPreconditionFailed, "conflict", "If-Match %s does not match the current version W/\"%d\"", weakETag(ifMatch), cur.Version)
+	}
 	if !cur.Deleted {
 		removed, err := s.catalog.Delete(ctx, ref, s.now().UTC())
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
