@@ -34,7 +34,7 @@ func (s *Server) capabilities(c echo.Context) error {
 			{"code": "vread", "documentation": "Any stored version, by the same negotiation as read; versions live until the Binary expires or is deleted."},
 			{"code": "create", "documentation": "POST /Binary with any raw body (Content-Type is the Binary's contentType), or a FHIR JSON Binary (Content-Type application/fhir+json) whose base64 data is decoded while it streams; another FHIR JSON resource is stored as-is. Headers: X-Security-Context (reference), X-Expires-At (RFC 3339 instant), Content-Disposition filename. Largest body: " + strconv.FormatInt(s.cfg.MaxUploadSize, 10) + " bytes (413 beyond). Prefer: return=minimal|representation|OperationOutcome."},
 			{"code": "update", "documentation": "PUT /Binary/{id}: a new version; update-as-create for a new or deleted id; an expired id answers 410; without X-Expires-At the Binary keeps its expiry; If-Match: W/\"n\" answers 412 when stale."},
-			{"code": "delete", "documentation": "Afterwards every read answers 410 Gone."},
+			{"code": "delete", "documentation": "Afterwards every read answers 410 Gone; If-Match: W/\"n\" answers 412 when stale."},
 			{"code": "history-instance", "documentation": "Every stored version, newest first."},
 			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count. Other parameters are ignored, or a 400 with Prefer: handling=strict."},
 		},
@@ -80,9 +80,9 @@ func (s *Server) downloadDoc() string {
 	case s.signer == nil || s.cfg.DownloadMode == config.ModeStream:
 		return "Downloads are streamed through the server."
 	case s.cfg.DownloadMode == config.ModeRedirect:
-		return "GET downloads answer 307 to a presigned URL living at most " + s.cfg.PresignTTL.String() + " and never past the file's expiry; HEAD answers the headers."
+		return "GET downloads answer 307 to a presigned URL living at most " + s.cfg.PresignTTL.String() + " and never past the file's expiry; HEAD, and a GET with validators (If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since), are answered directly."
 	}
-	return "GET downloads of content of at least " + strconv.FormatInt(s.cfg.RedirectMinSize, 10) + " bytes answer 307 to a presigned URL living at most " + s.cfg.PresignTTL.String() + " and never past the file's expiry; smaller content is streamed."
+	return "GET downloads of content of at least " + strconv.FormatInt(s.cfg.RedirectMinSize, 10) + " bytes answer 307 to a presigned URL living at most " + s.cfg.PresignTTL.String() + " and never past the file's expiry; smaller content, HEAD and GETs with validators are answered directly."
 }
 
 func (s *Server) securityDoc() map[string]any {
