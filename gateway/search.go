@@ -80,7 +80,10 @@ func (s *Server) search(c echo.Context) error {
 	}
 	summaryCount := params.Get("_summary") == "count"
 	if summaryCount || q.Count == 0 {
-		q.Count = 1
+		// Only the total is answered; a page as large as allowed lets the
+		// catalog count exactly (leaving out what expired) for up to
+		// maxCount matches.
+		q.Count = maxCount
 	}
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()

@@ -136,11 +136,17 @@ func (s *Server) remove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	stale := problem(http.StatusPreconditionFailed, "conflict", "If-Match %s does not match the current version W/\"%d\"", weakETag(ifMatch), cur.Version)
 	if conditional && (cur.Deleted || ifMatch != cur.Version) {
-		return problem(http.StatusPreconditionFailed, "conflict", "If-Match %s does not match the current version W/\"%d\"", weakETag(ifMatch), cur.Version)
+		return stale
 	}
 	if !cur.Deleted {
-		removed, err := s.catalog.Delete(ctx, ref, s.now().UTC())
+		// Conditional on the version read, inside the catalog: an update
+		// that lands in between makes this a 412, never a lost write.
+		removed, err := s.catalog.DeleteVersion(ctx, ref, ifMatch, s.now().UTC())
+		if errors.Is(err, storage.ErrConflict) {
+			return stale
+		}
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}

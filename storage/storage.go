@@ -160,6 +160,10 @@ type Catalog interface {
 	// records and returns them so the caller can remove their objects.
 	// ErrNotFound if unknown; deleting a tombstone returns (nil, nil).
 	Delete(ctx context.Context, ref Ref, at time.Time) ([]Binary, error)
+	// DeleteVersion is Delete only while version is the current one (not a
+	// tombstone): otherwise ErrConflict and nothing changes. It makes a
+	// conditional delete (If-Match) atomic.
+	DeleteVersion(ctx context.Context, ref Ref, version int, at time.Time) ([]Binary, error)
 	// Search returns one page of live current records matching q.
 	Search(ctx context.Context, q Query) (Page, error)
 	// Walk calls fn for every stored version record (not tombstones), for gc.

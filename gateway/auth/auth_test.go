@@ -1,9 +1,11 @@
 package auth_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,5 +249,35 @@ func TestUnknownKidNeverWaitsForTheLimiter(t *testing.T) {
 	time.Sleep(time.Until(refreshed.Add(every + 200*time.Millisecond)))
 	if _, err := v.Verify(t.Context(), iss.TokenOther("rsa-2", iss.Claims("a", "system/Binary.read"))); err != nil {
 		t.Fatalf("rotated-in key after the interval, from a slow server: %v", err)
+	}
+}
+
+// A key rotation brings many tokens of the new key at once: one refreshes
+// the set, and the others wait for that refresh instead of being refused.
+func TestRotationServesEveryConcurrentToken(t *testing.T) {
+	iss := authtest.New(t)
+	srv, rotated, fetches := rotatingJWKS(t, iss, 300*time.Millisecond)
+	v, err := auth.NewJWT(auth.Options{JWKSURL: srv.URL, Issuer: authtest.Issuer, Audience: authtest.Audience, RefreshEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	before := fetches.Load()
+	rotated.Store(true)
+	var wg sync.WaitGroup
+	var refused atomic.Int32
+	for range 10 {
+		wg.Go(func() {
+			if _, err := v.Verify(context.Background(), iss.TokenOther("rsa-2", iss.Claims("a", "system/Binary.read"))); err != nil {
+				refused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := refused.Load(); n > 0 {
+		t.Errorf("%d of 10 tokens of the rotated-in key refused", n)
+	}
+	if n := fetches.Load() - before; n != 1 {
+		t.Errorf("%d fetches for one rotation, want 1", n)
 	}
 }

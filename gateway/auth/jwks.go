@@ -65,10 +65,11 @@ func newRemoteKeys(ctx context.Context, url string, client *http.Client, unknown
 
 // refresh fetches the set and replaces the keys held (a revoked key goes).
 func (r *remoteKeys) refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
-	defer cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The timeout starts once this fetch is the one running.
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
 		return err
@@ -104,8 +105,17 @@ func (r *remoteKeys) refresh(ctx context.Context) error {
 func (r *remoteKeys) keyfunc(ctx context.Context) jwt.Keyfunc {
 	return func(tok *jwt.Token) (any, error) {
 		key, err := r.keys.KeyfuncCtx(ctx)(tok)
-		if err == nil || !errors.Is(err, jwkset.ErrKeyNotFound) || !r.limiter.Allow() {
+		if err == nil || !errors.Is(err, jwkset.ErrKeyNotFound) {
 			return key, err
+		}
+		if !r.limiter.Allow() {
+			// No refresh of its own; but one may be running (a rotation
+			// brings many tokens of the new key at once): wait for it and
+			// look again (the empty critical section is the wait). Without
+			// one running this does not wait.
+			r.mu.Lock()
+			r.mu.Unlock()
+			return r.keys.KeyfuncCtx(ctx)(tok)
 		}
 		// Detached from the request: a client that hangs up must not
 		// cut the refresh that other tokens of the new key need.

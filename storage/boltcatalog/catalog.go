@@ -241,6 +241,11 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 // Delete makes the Binary a tombstone and returns the versions it dropped,
 // newest first.
 func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
+	return c.DeleteVersion(ctx, ref, 0, at)
+}
+
+// DeleteVersion is Delete while version is current (0: whatever is).
+func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version int, at time.Time) ([]storage.Binary, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -252,8 +257,14 @@ func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]
 			return fmt.Errorf("boltcatalog: delete %q: %w", ref.ID, storage.ErrNotFound)
 		}
 		prev, err := decode(v)
-		if err != nil || prev.Deleted {
+		if err != nil {
 			return err
+		}
+		if version != 0 && (prev.Deleted || prev.Version != version) {
+			return fmt.Errorf("boltcatalog: delete %q version %d: %w", ref.ID, version, storage.ErrConflict)
+		}
+		if prev.Deleted {
+			return nil
 		}
 		prefix := append(headKey(ref), 0)
 		var keys [][]byte

@@ -28,6 +28,7 @@ func Run(t *testing.T, newCatalog func(t *testing.T) storage.Catalog) {
 		{"ConcurrentPutsOneWins", testConcurrentPut},
 		{"Versions", testVersions},
 		{"Delete", testDelete},
+		{"DeleteVersionIsConditional", testDeleteVersion},
 		{"PutAfterDeleteRevives", testRevive},
 		{"TenantsKeptApart", testTenants},
 		{"ExpiredStillAnswers", testExpiry},
@@ -212,6 +213,28 @@ func testVersions(t *testing.T, c storage.Catalog) {
 	for i, want := range []storage.Binary{v3, v2, v1} {
 		same(t, fmt.Sprintf("History[%d]", i), h[i], want)
 	}
+}
+
+func testDeleteVersion(t *testing.T, c storage.Catalog) {
+	v1, v2 := binary("", "dv", 1, base), binary("", "dv", 2, base.Add(time.Second))
+	put(t, c, v1, v2)
+	at := base.Add(time.Hour)
+	_, err := c.DeleteVersion(t.Context(), v1.Ref(), 1, at)
+	wantErr(t, "DeleteVersion of a version no longer current", err, storage.ErrConflict)
+	if cur := mustGet(t, c, v1.Ref()); cur.Deleted || cur.Version != 2 {
+		t.Fatalf("after a refused DeleteVersion: %+v, want version 2 live", cur)
+	}
+	removed, err := c.DeleteVersion(t.Context(), v1.Ref(), 2, at)
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("DeleteVersion of the current version: %d removed, %v", len(removed), err)
+	}
+	if cur := mustGet(t, c, v1.Ref()); !cur.Deleted {
+		t.Errorf("after DeleteVersion: %+v, want a tombstone", cur)
+	}
+	_, err = c.DeleteVersion(t.Context(), v1.Ref(), 2, at)
+	wantErr(t, "DeleteVersion of a tombstone", err, storage.ErrConflict)
+	_, err = c.DeleteVersion(t.Context(), storage.Ref{ID: "never"}, 1, at)
+	wantErr(t, "DeleteVersion of an unknown id", err, storage.ErrNotFound)
 }
 
 func testDelete(t *testing.T, c storage.Catalog) {

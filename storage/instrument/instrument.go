@@ -147,6 +147,13 @@ func (c *catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]
 	return bs, err
 }
 
+func (c *catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version int, at time.Time) ([]storage.Binary, error) {
+	start := time.Now()
+	bs, err := c.Catalog.DeleteVersion(ctx, ref, version, at)
+	c.m.observe(ctx, c.name, "delete", start, err)
+	return bs, err
+}
+
 func (c *catalog) Search(ctx context.Context, q storage.Query) (storage.Page, error) {
 	start := time.Now()
 	p, err := c.Catalog.Search(ctx, q)

@@ -100,6 +100,12 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 		_ = objects.Delete(context.WithoutCancel(ctx), mkey)
 		return b, fmt.Errorf("import %q: %w", r.Key, err)
 	}
+	// A gc that ran while the file was hashed, and removed it for an earlier,
+	// deleted import of it, must not leave this record pointing at nothing.
+	if _, err := objects.Stat(ctx, r.Key); errors.Is(err, storage.ErrNotFound) {
+		_, _ = catalog.DeleteVersion(context.WithoutCancel(ctx), b.Ref(), b.Version, time.Now())
+		return b, fmt.Errorf("import %q: the file was removed while it was imported: %w", r.Key, storage.ErrNotFound)
+	}
 	return b, nil
 }
 

@@ -73,6 +73,7 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return rep, err
 		}
+	versionsLoop:
 		for _, b := range versions {
 			switch {
 			case b.Version <= have:
@@ -87,10 +88,19 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 					// their objects are gone: the Binary was revived after
 					// a delete. Give the catalog that history again.
 					if err := bridge(ctx, catalog, ref, have, b); err != nil {
+						if errors.Is(err, storage.ErrConflict) {
+							rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: written while reindex ran; left as it is", ref.ID))
+							break versionsLoop
+						}
 						return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
 					}
 				}
 				if err := catalog.Put(ctx, b); err != nil {
+					if errors.Is(err, storage.ErrConflict) {
+						// A client wrote this id meanwhile; its write wins.
+						rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: written while reindex ran; version %d and later left out", ref.ID, b.Version))
+						break versionsLoop
+					}
 					return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
 				}
 				have, gone = b.Version, false
@@ -104,7 +114,9 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 // bridge writes versions have+1 .. b.Version-1 of a Binary whose current
 // record is a tombstone or missing, and deletes them again: afterwards the
 // catalog holds a tombstone at b.Version-1, so b goes in as the revival it
-// was. The bridged versions had no object left; they read as gone.
+// was. The bridged versions had no object left; they read as gone (for the
+// moment between their Put and the delete they read as empty content: this
+// runs only in a reindex, after the catalog was lost).
 func bridge(ctx context.Context, catalog storage.Catalog, ref storage.Ref, have int, b storage.Binary) error {
 	for v := have + 1; v < b.Version; v++ {
 		if err := catalog.Put(ctx, storage.Binary{
@@ -114,7 +126,9 @@ func bridge(ctx context.Context, catalog storage.Catalog, ref storage.Ref, have 
 			return err
 		}
 	}
-	_, err := catalog.Delete(ctx, ref, b.LastUpdated)
+	// Conditional on the last placeholder: a client that wrote the id in
+	// the moment since keeps its write (the Put of b then conflicts).
+	_, err := catalog.DeleteVersion(ctx, ref, b.Version-1, b.LastUpdated)
 	return err
 }
 

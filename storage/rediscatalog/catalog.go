@@ -85,12 +85,15 @@ return {1, prev or ''}
 `)
 
 // deleteScript turns a Binary into a tombstone.
-// KEYS: cur, v, head. ARGV: deletion time (RFC 3339), tombstone TTL (ms).
-// Returns {0} unknown, {2} already a tombstone, {1, previous head, records}.
+// KEYS: cur, v, head. ARGV: deletion time (RFC 3339), tombstone TTL (ms),
+// the version that must be current ("0": any).
+// Returns {0} unknown, {2} already a tombstone, {3} not that version,
+// {1, previous head, records}.
 var deleteScript = redis.NewScript(`
 local h = redis.call('GET', KEYS[3])
 if not h then return {0} end
 local head = cjson.decode(h)
+if ARGV[3] ~= '0' and (head.deleted or tonumber(head.version) ~= tonumber(ARGV[3])) then return {3} end
 if head.deleted then return {2} end
 local versions = redis.call('HVALS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -225,7 +228,12 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 
 // Delete makes the Binary a tombstone and returns the versions it dropped.
 func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
-	res, err := deleteScript.Run(ctx, c.client, c.binaryKeys(ref), at.UTC().Format(time.RFC3339Nano), c.tombstoneTTL.Milliseconds()).Slice()
+	return c.DeleteVersion(ctx, ref, 0, at)
+}
+
+// DeleteVersion is Delete while version is current (0: whatever is).
+func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version int, at time.Time) ([]storage.Binary, error) {
+	res, err := deleteScript.Run(ctx, c.client, c.binaryKeys(ref), at.UTC().Format(time.RFC3339Nano), c.tombstoneTTL.Milliseconds(), version).Slice()
 	if err != nil {
 		return nil, mapError(ctx, "delete", err)
 	}
@@ -234,6 +242,8 @@ func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]
 		return nil, fmt.Errorf("rediscatalog: delete %q: %w", ref.ID, storage.ErrNotFound)
 	case 2:
 		return nil, nil
+	case 3:
+		return nil, fmt.Errorf("rediscatalog: delete %q version %d: %w", ref.ID, version, storage.ErrConflict)
 	}
 	var removed []storage.Binary
 	records, _ := res[2].([]any)
