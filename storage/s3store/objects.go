@@ -166,6 +166,11 @@ type objectReader struct {
 }
 
 func (o *objectReader) Read(p []byte) (int, error) {
+	// A cancelled caller stops here even when the transport still holds
+	// bytes it received before the cancel reached it.
+	if err := o.ctx.Err(); err != nil {
+		return 0, o.s.mapError(o.ctx, "read", o.key, err)
+	}
 	n, err := o.r.Read(p)
 	if err != nil && err != io.EOF {
 		err = o.s.mapError(o.ctx, "read", o.key, err)
