@@ -85,28 +85,18 @@ func (s *Store) removeStaleUploads(before time.Time) {
 	}
 }
 
-// checkKey refuses keys that could point outside the root.
+// checkKey refuses keys that could point outside the root: storage.CheckKey's
+// rules, plus what only a filesystem needs.
 func checkKey(key string) error {
+	if err := storage.CheckKey(key); err != nil {
+		return err
+	}
 	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why) }
 	switch {
-	case key == "":
-		return bad("empty")
-	case strings.HasPrefix(key, "/"):
-		return bad("absolute")
-	case strings.ContainsRune(key, 0):
-		return bad("contains NUL")
 	case strings.ContainsRune(key, '\\'):
 		return bad(`contains \`)
-	}
-	for i, seg := range strings.Split(key, "/") {
-		switch {
-		case seg == "":
-			return bad("empty segment")
-		case seg == "." || seg == "..":
-			return bad("dot segment")
-		case i == 0 && seg == reserved:
-			return bad(reserved + " is the store's own folder")
-		}
+	case key == reserved || strings.HasPrefix(key, reserved+"/"):
+		return bad(reserved + " is the store's own folder")
 	}
 	return nil
 }
