@@ -270,17 +270,21 @@ func lifetime(r presign.Request, creds aws.Credentials) (signed time.Time, ttl t
 // the RFC 3986 unreserved characters and '/' as %XX, upper-case hex. S3
 // signs this path as it is, without escaping it again. (The same escaping
 // serves for query values, which the signer parses back.)
-func writeEscaped(b *strings.Builder, s string) { percentEncode(b, s, pathSafe) }
+func writeEscaped(b *strings.Builder, s string) { percentEncode(b, s, true) }
 
 // escapedLen is the length of s once escaped by writeEscaped.
-func escapedLen(s string) int { return encodedLen(s, pathSafe) }
+func escapedLen(s string) int { return encodedLen(s, true) }
 
-// percentEncode writes s with every byte that keep refuses as %XX, upper-case hex.
-func percentEncode(b *strings.Builder, s string, keep func(byte) bool) {
+// keep reports whether percentEncode leaves c as it is: the RFC 3986
+// unreserved bytes, and '/' in a path.
+func keep(c byte, path bool) bool { return pathSafe(c) && (path || c != '/') }
+
+// percentEncode writes s with every other byte as %XX, upper-case hex.
+func percentEncode(b *strings.Builder, s string, path bool) {
 	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if keep(c) {
+		if keep(c, path) {
 			b.WriteByte(c)
 		} else {
 			b.WriteByte('%')
@@ -290,11 +294,11 @@ func percentEncode(b *strings.Builder, s string, keep func(byte) bool) {
 	}
 }
 
-// encodedLen is the length of s once percentEncode(s, keep) has run.
-func encodedLen(s string, keep func(byte) bool) int {
+// encodedLen is the length of s once percentEncode(s, path) has run.
+func encodedLen(s string, path bool) int {
 	n := len(s)
 	for i := 0; i < len(s); i++ {
-		if !keep(s[i]) {
+		if !keep(s[i], path) {
 			n += 2
 		}
 	}

@@ -153,8 +153,6 @@ func hmacSHA256(key []byte, data string) []byte {
 // writeQueryEscaped writes s escaped as SigV4 escapes a query name or value:
 // every byte but A-Z a-z 0-9 - _ . ~ as %XX, upper-case hex ('/' too, unlike
 // a path).
-func writeQueryEscaped(b *strings.Builder, s string) { percentEncode(b, s, querySafe) }
+func writeQueryEscaped(b *strings.Builder, s string) { percentEncode(b, s, false) }
 
-func queryEscapedLen(s string) int { return encodedLen(s, querySafe) }
-
-func querySafe(c byte) bool { return c != '/' && pathSafe(c) }
+func queryEscapedLen(s string) int { return encodedLen(s, false) }
