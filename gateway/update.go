@@ -112,6 +112,12 @@ func (s *Server) remove(c echo.Context) error {
 	if err := s.authorize(c, actDelete, nil); err != nil {
 		return err
 	}
+	// If-Match: W/"n" makes the delete conditional on the current version
+	// (RFC 9110 evaluates it before the method runs).
+	ifMatch, conditional, err := ifMatchVersion(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
 	ref := s.ref(c, id)
 	ctx, cancel := s.catalogCtx(c)
 	defer cancel()
@@ -130,22 +136,18 @@ func (s *Server) remove(c echo.Context) error {
 		// that a later PUT could revive; gc removes its objects.
 		return s.checkLive(cur)
 	}
-	// If-Match: W/"n" makes the delete conditional on the current version
-	// (RFC 9110 evaluates it before the method runs).
-	ifMatch, conditional, err := ifMatchVersion(c.Request().Header.Get("If-Match"))
-	if err != nil {
-		return err
+	stale := func() error {
+		return problem(http.StatusPreconditionFailed, "conflict", "If-Match %s does not match the current version W/\"%d\"", weakETag(ifMatch), cur.Version)
 	}
-	stale := problem(http.StatusPreconditionFailed, "conflict", "If-Match %s does not match the current version W/\"%d\"", weakETag(ifMatch), cur.Version)
 	if conditional && (cur.Deleted || ifMatch != cur.Version) {
-		return stale
+		return stale()
 	}
 	if !cur.Deleted {
 		// Conditional on the version read, inside the catalog: an update
 		// that lands in between makes this a 412, never a lost write.
 		removed, err := s.catalog.DeleteVersion(ctx, ref, ifMatch, s.now().UTC())
 		if errors.Is(err, storage.ErrConflict) {
-			return stale
+			return stale()
 		}
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
