@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -62,6 +63,15 @@ type Config struct {
 	RedisPrefix     string        // key prefix in Redis, so gateways can share one server
 	LogLevel        string        // debug, info, warn, error
 	ReadHeaderLimit time.Duration // http.Server ReadHeaderTimeout
+
+	// Settings the open issues add (their behaviour lands with each issue).
+	TrustedProxies   []netip.Prefix // peers whose X-Forwarded-For is believed
+	ImportPrefixes   []string       // key prefixes $import and $import-manifest may register
+	CORSOrigins      []string       // browser origins allowed by CORS
+	StoreGzip        []string       // media types stored gzip-compressed
+	UploadSessionTTL time.Duration  // longest life of an upload session
+	IdleTimeout      time.Duration  // http.Server IdleTimeout (longer than the load balancer's)
+	MaxRetention     time.Duration  // longest expiry a Binary may have (0: no cap)
 }
 
 // setting describes one variable/flag pair.
@@ -103,6 +113,13 @@ func settings() []setting {
 		{"GATEWAY_REDIS_PREFIX", "redis-prefix", "fbg", "prefix of every Redis key this gateway writes", func(c *Config, v string) error { c.RedisPrefix = v; return nonEmpty(v) }},
 		{"GATEWAY_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", setLogLevel},
 		{"GATEWAY_READ_HEADER_TIMEOUT", "read-header-timeout", "10s", "longest time to read request headers", func(c *Config, v string) (err error) { c.ReadHeaderLimit, err = positiveDuration(v); return }},
+		{"GATEWAY_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (the load balancer)", setTrustedProxies},
+		{"GATEWAY_IMPORT_PREFIXES", "import-prefixes", "", "comma-separated key prefixes $import may register (default: the gateway's own import area)", setImportPrefixes},
+		{"GATEWAY_CORS_ORIGINS", "cors-origins", "", "comma-separated browser origins allowed by CORS", func(c *Config, v string) error { c.CORSOrigins = splitList(v); return nil }},
+		{"GATEWAY_STORE_GZIP", "store-gzip", "application/fhir+ndjson,application/ndjson,application/x-ndjson", "media types stored gzip-compressed (empty: none)", func(c *Config, v string) error { c.StoreGzip = splitList(v); return nil }},
+		{"GATEWAY_UPLOAD_SESSION_TTL", "upload-session-ttl", "24h", "longest life of an upload session", func(c *Config, v string) (err error) { c.UploadSessionTTL, err = positiveDuration(v); return }},
+		{"GATEWAY_IDLE_TIMEOUT", "idle-timeout", "10m", "how long an idle keep-alive connection stays open (must exceed the load balancer's idle timeout)", func(c *Config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
+		{"GATEWAY_MAX_RETENTION", "max-retention", "0", "longest expiry a Binary may have, and the life given to one that names none (0: no cap)", func(c *Config, v string) (err error) { c.MaxRetention, err = nonNegDuration(v); return }},
 	}
 }
 
@@ -292,6 +309,37 @@ func setLogLevel(c *Config, v string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not debug, info, warn or error", v)
+}
+
+func setTrustedProxies(c *Config, v string) error {
+	c.TrustedProxies = nil
+	for _, p := range splitList(v) {
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/16", p)
+			}
+			p = netip.PrefixFrom(a, a.BitLen()).String()
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/16", p)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+	}
+	return nil
+}
+
+func setImportPrefixes(c *Config, v string) error {
+	c.ImportPrefixes = nil
+	for _, p := range splitList(v) {
+		p = strings.TrimLeft(p, "/")
+		if p == "" || strings.Contains(p, "..") {
+			return fmt.Errorf("%q is not a key prefix", p)
+		}
+		c.ImportPrefixes = append(c.ImportPrefixes, p)
+	}
+	return nil
 }
 
 func splitList(v string) []string {

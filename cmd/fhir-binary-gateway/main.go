@@ -20,7 +20,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"fhir-binary-gateway/cmd/fhir-binary-gateway/app"
 	"fhir-binary-gateway/config"
@@ -152,7 +151,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderLimit,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.IdleTimeout,
 		// No WriteTimeout: a large download may rightly take long.
 	}
 	fmt.Fprintf(stdout, "fhir-binary-gateway %s listening on %s (%s)\n", version, listenURL(ln.Addr(), cfg), backends.Describe)
