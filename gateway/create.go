@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,20 +16,18 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/lifecycle"
 )
 
-var errTooLarge = errors.New("the body is larger than the largest upload allowed")
+var errTooLarge = lifecycle.ErrTooLarge
 
-// writeRequest is what one create or update asks for.
-type writeRequest struct {
-	ref             storage.Ref
-	version         int
-	contentType     string
-	securityContext string
-	filename        string
-	expiresAt       time.Time
-	owner           string
-}
+// Limits on what a Binary's metadata may hold: S3 keeps user metadata in
+// 2 KiB in all, and these travel in it (and in every response header).
+const (
+	maxContentTypeLen = 256
+	maxReferenceLen   = 512
+	maxFilenameLen    = 255
+)
 
 // create is POST /Binary: a raw body, or a FHIR JSON Binary resource.
 func (s *Server) create(c echo.Context) error {
@@ -40,41 +35,38 @@ func (s *Server) create(c echo.Context) error {
 	if err := s.authorize(c, actCreate, nil); err != nil {
 		return err
 	}
-	wr, err := s.writeRequestFrom(c)
+	w, err := s.writeFrom(c)
 	if err != nil {
 		return err
 	}
-	wr.ref = s.ref(c, uuid.NewString())
-	wr.version = 1
-	b, err := s.storeBody(c, wr, "")
+	w.Ref, w.Via = s.ref(c, uuid.NewString()), http.MethodPost
+	b, err := s.storeBody(c, nil, w, "")
 	if err != nil {
 		return err
 	}
 	return s.written(c, b, http.StatusCreated)
 }
 
-// storeBody stores the request body as the version wr describes: decoded
-// from a FHIR JSON Binary when the body is one, else as-is. urlID, on an
-// update, is the id the body's own id must agree with.
-func (s *Server) storeBody(c echo.Context, wr writeRequest, urlID string) (storage.Binary, error) {
-	s.noteBinary(c, "Binary/"+wr.ref.ID, wr.securityContext)
-	if err := s.securityContextAllowed(s.principal(c), wr.securityContext); err != nil {
-		return storage.Binary{}, err
-	}
-	body := c.Request().Body
-	if !fhirJSONTypes[baseType(wr.contentType)] {
-		return s.store(c, wr, body, nil)
+// storeBody stores the request body as the next version of cur (nil: a new
+// Binary): decoded from a FHIR JSON Binary when the body is one, else
+// as-is. urlID, on an update, is the id the body's own id must agree with.
+func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Write, urlID string) (storage.Binary, error) {
+	var body io.Reader = clientBody{c.Request().Body}
+	if !fhirJSONTypes[baseType(w.ContentType)] {
+		return s.store(c, cur, w, body, nil)
 	}
 	p := newBinaryParser(&limitReader{r: body, left: s.cfg.MaxUploadSize})
 	hasData, err := p.head()
 	if errors.Is(err, errNotBinary) {
 		// Another resource: stored as-is, as the spec says.
-		return s.store(c, wr, p.replay(), nil)
+		return s.store(c, cur, w, p.replay(), nil)
 	}
 	if err != nil {
 		return storage.Binary{}, uploadError(err)
 	}
-	check := func(f binaryFields, wr *writeRequest) error {
+	// A FHIR JSON Binary is the whole resource: what it leaves out (the
+	// label) is not kept from the version before.
+	check := func(f binaryFields, b *storage.Binary) error {
 		if f.ResourceType != "Binary" {
 			return fmt.Errorf("%w: a FHIR JSON body with a top-level data element must be a Binary", errBadBody)
 		}
@@ -84,34 +76,35 @@ func (s *Server) storeBody(c echo.Context, wr writeRequest, urlID string) (stora
 		if f.ContentType == "" {
 			return fmt.Errorf("%w: Binary.contentType is required", errBadBody)
 		}
-		mt, params, err := mime.ParseMediaType(f.ContentType)
-		if err != nil || strings.Count(mt, "/") != 1 {
-			return fmt.Errorf("%w: Binary.contentType %q is not a media type", errBadBody, truncate(f.ContentType, 100))
+		ct, err := checkContentType(f.ContentType)
+		if err != nil {
+			return fmt.Errorf("%w: Binary.contentType: %v", errBadBody, err)
 		}
-		wr.contentType = mime.FormatMediaType(mt, params)
-		if f.SecurityContext != "" {
-			if !validReference(f.SecurityContext) {
-				return fmt.Errorf("%w: Binary.securityContext.reference %q is not a reference", errBadBody, truncate(f.SecurityContext, 100))
-			}
-			wr.securityContext = f.SecurityContext
+		if err := checkReference(f.SecurityContext); err != nil {
+			return fmt.Errorf("%w: Binary.securityContext.reference: %v", errBadBody, err)
 		}
+		b.ContentType, b.SecurityContext = ct, f.SecurityContext
 		return nil
 	}
 	// What is known before data goes into the object's metadata; the whole
 	// body is checked again once it has been read.
-	if early := p.f; early.ContentType != "" {
-		early.ResourceType = "Binary"
-		pre := wr
-		if check(early, &pre) == nil {
-			wr = pre
+	early := p.f
+	early.ResourceType = "Binary"
+	if early.ContentType != "" {
+		if ct, err := checkContentType(early.ContentType); err == nil {
+			w.ContentType = ct
 		}
 	}
-	apply := func(wr *writeRequest) error { return check(p.f, wr) }
+	label := early.SecurityContext
+	if checkReference(label) != nil {
+		label = ""
+	}
+	w.SecurityContext = &label
 	var data io.Reader = strings.NewReader("")
 	if hasData {
 		data = p.data()
 	}
-	return s.store(c, wr, &thenTail{r: data, p: p}, apply)
+	return s.store(c, cur, w, &thenTail{r: data, p: p}, func(b *storage.Binary) error { return check(p.f, b) })
 }
 
 // thenTail reads data and, at its end, the rest of the JSON body, so that a
@@ -133,49 +126,78 @@ func (t *thenTail) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// writeRequestFrom reads the headers that describe a raw upload.
-func (s *Server) writeRequestFrom(c echo.Context) (writeRequest, error) {
+// writeFrom reads the headers that describe a raw upload. A header the
+// request leaves out stays nil in the Write, so that an update keeps the
+// previous version's value; an empty X-Security-Context removes the label.
+func (s *Server) writeFrom(c echo.Context) (lifecycle.Write, error) {
 	req := c.Request()
 	if req.ContentLength > s.cfg.MaxUploadSize {
-		return writeRequest{}, problem(http.StatusRequestEntityTooLarge, "too-long",
+		return lifecycle.Write{}, problem(http.StatusRequestEntityTooLarge, "too-long",
 			"the body is %d bytes; the largest upload allowed is %d", req.ContentLength, s.cfg.MaxUploadSize)
 	}
-	wr := writeRequest{owner: s.clientID(c)}
+	w := lifecycle.Write{Owner: s.clientID(c)}
 	ct := strings.TrimSpace(req.Header.Get(echo.HeaderContentType))
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || strings.Count(mt, "/") != 1 {
-		return wr, problem(http.StatusUnsupportedMediaType, "not-supported", "Content-Type %q is not a valid media type", truncate(ct, 100))
+	norm, err := checkContentType(ct)
+	if err != nil {
+		return w, problem(http.StatusUnsupportedMediaType, "not-supported", "Content-Type: %v", err)
 	}
-	wr.contentType = mime.FormatMediaType(mt, params)
-	if sc := strings.TrimSpace(req.Header.Get("X-Security-Context")); sc != "" {
-		if !validReference(sc) {
-			return wr, badRequest("X-Security-Context %q is not a reference such as Group/example-group", truncate(sc, 100))
+	w.ContentType = norm
+	if vs, ok := req.Header["X-Security-Context"]; ok {
+		sc := strings.TrimSpace(strings.Join(vs, ","))
+		if err := checkReference(sc); err != nil {
+			return w, badRequest("X-Security-Context: %v", err)
 		}
-		wr.securityContext = sc
+		w.SecurityContext = &sc
 	}
 	if ea := strings.TrimSpace(req.Header.Get("X-Expires-At")); ea != "" {
 		t, err := time.Parse(time.RFC3339Nano, ea)
 		if err != nil {
-			return wr, badRequest("X-Expires-At %q is not an RFC 3339 instant such as 2030-01-02T15:04:05Z", truncate(ea, 60))
+			return w, badRequest("X-Expires-At %q is not an RFC 3339 instant such as 2030-01-02T15:04:05Z", truncate(ea, 60))
 		}
-		if !t.After(s.now()) {
-			return wr, badRequest("X-Expires-At %s is not in the future", ea)
-		}
-		wr.expiresAt = t.UTC()
-	} else if s.cfg.DefaultRetention > 0 {
-		wr.expiresAt = s.now().Add(s.cfg.DefaultRetention).UTC()
+		t = t.UTC()
+		w.ExpiresAt = &t
 	}
 	if cd := req.Header.Get("Content-Disposition"); cd != "" {
 		_, p, err := parseDisposition(cd)
 		if err != nil {
-			return wr, badRequest("Content-Disposition %q cannot be parsed", truncate(cd, 100))
+			return w, badRequest("Content-Disposition %q cannot be parsed", truncate(cd, 100))
 		}
-		wr.filename = cleanFilename(p["filename"])
+		if len(p["filename"]) > maxFilenameLen {
+			return w, badRequest("Content-Disposition: the filename is %d bytes; the most allowed is %d", len(p["filename"]), maxFilenameLen)
+		}
+		name := cleanFilename(p["filename"])
+		w.Filename = &name
 	}
-	return wr, nil
+	return w, nil
+}
+
+// checkContentType returns a media type normalised, or why it is refused.
+func checkContentType(ct string) (string, error) {
+	if len(ct) > maxContentTypeLen {
+		return "", fmt.Errorf("%d bytes is longer than the %d allowed", len(ct), maxContentTypeLen)
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || strings.Count(mt, "/") != 1 {
+		return "", fmt.Errorf("%q is not a valid media type", truncate(ct, 100))
+	}
+	return mime.FormatMediaType(mt, params), nil
+}
+
+// checkReference refuses a securityContext that is not a reference ("" is
+// no label, and allowed).
+func checkReference(ref string) error {
+	switch {
+	case ref == "":
+		return nil
+	case len(ref) > maxReferenceLen:
+		return fmt.Errorf("%d bytes is longer than the %d allowed", len(ref), maxReferenceLen)
+	case !validReference(ref):
+		return fmt.Errorf("%q is not a reference such as Group/example-group", truncate(ref, 100))
+	}
+	return nil
 }
 
 // reference is a relative FHIR reference (Type/id) or an absolute URL.
@@ -205,83 +227,60 @@ func cleanFilename(name string) string {
 	return name
 }
 
-// objectKey names a new object: never reused, so an upload can't clobber
-// the bytes of a version that is being read.
-func objectKey(ref storage.Ref, version int) string {
-	tenant := ref.Tenant
-	if tenant == "" {
-		tenant = "_"
-	}
-	return fmt.Sprintf("%s%s/%s/v%d-%s", storage.BinariesPrefix, tenant, ref.ID, version, uuid.NewString()[:8])
-}
-
-// store writes the bytes, then the record. If the record can't be written
-// the object is removed again; a crash between the two leaves only an orphan
-// object, which gc finds.
-func (s *Server) store(c echo.Context, wr writeRequest, body io.Reader, finish func(*writeRequest) error) (storage.Binary, error) {
-	b := storage.Binary{
-		Tenant:          wr.ref.Tenant,
-		ID:              wr.ref.ID,
-		Version:         wr.version,
-		ObjectKey:       objectKey(wr.ref, wr.version),
-		ContentType:     wr.contentType,
-		SecurityContext: wr.securityContext,
-		Filename:        wr.filename,
-		Owner:           wr.owner,
-		LastUpdated:     s.now().UTC().Truncate(time.Millisecond),
-		ExpiresAt:       wr.expiresAt,
-	}
-	h := sha256.New()
-	src := &countingReader{r: io.TeeReader(&limitReader{r: body, left: s.cfg.MaxUploadSize}, h)}
-	info, err := s.objects.Put(c.Request().Context(), b.ObjectKey, src, storage.PutOptions{
-		ContentType: b.ContentType,
-		Metadata:    storage.ObjectMetadata(b),
-	})
+// store plans the next version of cur and writes it through the
+// lifecycle; finish completes the record once the body has been read.
+func (s *Server) store(c echo.Context, cur *storage.Binary, w lifecycle.Write, body io.Reader, finish func(*storage.Binary) error) (storage.Binary, error) {
+	b, err := s.binaries.Plan(cur, w)
 	if err != nil {
-		return b, uploadError(err)
+		return b, err
 	}
-	b.Size = src.n
-	if info.Size > 0 && info.Size != src.n {
-		s.removeObject(b.ObjectKey)
-		return b, fmt.Errorf("store reported %d bytes, %d were sent", info.Size, src.n)
+	s.noteBinary(c, "Binary/"+b.ID, b.SecurityContext)
+	if err := s.securityContextAllowed(s.principal(c), b.SecurityContext); err != nil {
+		return b, err
 	}
-	b.SHA256 = hex.EncodeToString(h.Sum(nil))
-	if finish != nil {
-		// Elements of a JSON body that came after data complete the record.
-		if err := finish(&wr); err != nil {
-			s.removeObject(b.ObjectKey)
-			return b, uploadError(err)
+	b, err = s.binaries.Store(c.Request().Context(), b, body, func(b *storage.Binary) error {
+		if finish == nil {
+			return nil
 		}
-		b.ContentType, b.SecurityContext = wr.contentType, wr.securityContext
+		if err := finish(b); err != nil {
+			return uploadError(err)
+		}
 		s.noteBinary(c, "Binary/"+b.ID, b.SecurityContext)
 		// A securityContext named in the JSON body needs the same scope as
 		// one sent in X-Security-Context.
-		if err := s.securityContextAllowed(s.principal(c), b.SecurityContext); err != nil {
-			s.removeObject(b.ObjectKey)
-			return b, err
-		}
-	}
-	if b.Expired(s.now()) {
-		// The expiry passed while the body arrived: recording it now would
-		// answer success for a file that is already gone.
-		s.removeObject(b.ObjectKey)
-		return b, problem(http.StatusGone, "deleted", "the Binary's expiry %s passed while the upload was in progress", fhirTime(b.ExpiresAt))
-	}
-	ctx, cancel := s.catalogCtx(c)
-	defer cancel()
-	if err := s.catalog.Put(ctx, b); err != nil {
-		s.removeObject(b.ObjectKey)
-		if errors.Is(err, storage.ErrConflict) {
-			return b, problem(http.StatusConflict, "conflict", "Binary/%s was changed concurrently; read it again and retry", b.ID)
-		}
-		return b, err
+		return s.securityContextAllowed(s.principal(c), b.SecurityContext)
+	})
+	if err != nil {
+		return b, uploadError(err)
 	}
 	s.metrics.uploads.Observe(float64(b.Size))
 	return b, nil
 }
 
+// errClientBody marks a failure to read what the client sent: a cut or
+// malformed chunked body, a Content-Length longer than the body.
+var errClientBody = errors.New("the request body could not be read")
+
+// clientBody tags the errors of reading the request body, so that a store
+// that wraps them does not turn the client's mistake into a 500 or a 503.
+type clientBody struct{ r io.Reader }
+
+func (b clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return n, err
+		}
+		return n, fmt.Errorf("%w: %w", errClientBody, err)
+	}
+	return n, err
+}
+
 func uploadError(err error) error {
 	switch {
+	case errors.Is(err, errClientBody):
+		return badRequest("%s", fromSentinel(err, errClientBody))
 	case errors.Is(err, errTooLarge):
 		return problem(http.StatusRequestEntityTooLarge, "too-long", "%s", fromSentinel(err, errTooLarge))
 	case errors.Is(err, errBadBody):
@@ -306,16 +305,6 @@ func fromSentinel(err, sentinel error) string {
 
 // errBadBody marks a body the client sent malformed (a JSON Binary's data).
 var errBadBody = errors.New("malformed body")
-
-// removeObject deletes an object that no record will point at, detached from
-// the request (which may already be cancelled).
-func (s *Server) removeObject(key string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*s.backendTimeout())
-	defer cancel()
-	if err := s.objects.Delete(ctx, key); err != nil {
-		s.log.Warn("orphan object left for gc", "key", key, "error", err.Error())
-	}
-}
 
 // written answers a successful create or update, honouring Prefer: return=.
 func (s *Server) written(c echo.Context, b storage.Binary, status int) error {
@@ -368,16 +357,5 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	if l.left < 0 {
 		return n, errTooLarge
 	}
-	return n, err
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
 	return n, err
 }

@@ -78,14 +78,12 @@ func toProblem(err error) *Problem {
 	switch {
 	case errors.As(err, &p):
 		return p
+	case lifecycleProblem(err) != nil:
+		return lifecycleProblem(err)
 	case errors.As(err, &he):
 		return echoProblem(he)
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
-	case errors.Is(err, storage.ErrConflict):
-		return problem(http.StatusConflict, "conflict", "the Binary was changed concurrently; read it again and retry")
-	case errors.Is(err, errTooLarge):
-		return problem(http.StatusRequestEntityTooLarge, "too-long", "%s", fromSentinel(err, errTooLarge))
 	}
 	p = problem(http.StatusInternalServerError, "exception", "internal error")
 	p.cause = err

@@ -97,16 +97,10 @@ func (s *Server) importOp(c echo.Context) error {
 	if req.Key == "" {
 		return badRequest("$import needs the parameter key (the object's key in the bucket)")
 	}
-	if req.ExpiresAt.IsZero() && s.cfg.DefaultRetention > 0 {
-		req.ExpiresAt = s.now().Add(s.cfg.DefaultRetention).UTC()
-	}
-	ctx := c.Request().Context()
-	b, err := operator.Import(ctx, s.objects, s.catalog, req)
+	b, err := s.binaries.Import(c.Request().Context(), req)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "no object with key %q", truncate(req.Key, 200))
-	case errors.Is(err, storage.ErrInvalidKey), errors.Is(err, operator.ErrPastExpiry):
-		return badRequest("%v", err)
 	case err != nil:
 		return err
 	}

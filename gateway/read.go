@@ -56,10 +56,7 @@ func (s *Server) loadCurrent(c echo.Context, act action) (storage.Binary, error)
 	if err := s.authorize(c, act, nil); err != nil {
 		return storage.Binary{}, err
 	}
-	ref := s.ref(c, id)
-	ctx, cancel := s.catalogCtx(c)
-	defer cancel()
-	b, err := s.catalog.Get(ctx, ref)
+	b, err := s.binaries.Current(c.Request().Context(), s.ref(c, id))
 	if errors.Is(err, storage.ErrNotFound) {
 		return b, notFound(id)
 	}
@@ -72,9 +69,11 @@ func (s *Server) loadCurrent(c echo.Context, act action) (storage.Binary, error)
 	return b, s.checkLive(b)
 }
 
-// checkLive answers 410 for a deleted or expired Binary.
+// checkLive answers 410 for a deleted, expunged or expired Binary.
 func (s *Server) checkLive(b storage.Binary) error {
 	switch {
+	case b.Expunged:
+		return problem(http.StatusGone, "deleted", "Binary/%s was expunged", b.ID)
 	case b.Deleted:
 		return problem(http.StatusGone, "deleted", "Binary/%s was deleted", b.ID)
 	case b.Expired(s.now()):
@@ -89,11 +88,13 @@ func (s *Server) read(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.represent(c, b)
+	return s.represent(c, b, true)
 }
 
-// represent answers one version by content negotiation.
-func (s *Server) represent(c echo.Context, b storage.Binary) error {
+// represent answers one version by content negotiation; redirectOK is
+// false where a signed URL would not be honoured (a deleted Binary's
+// history is read through the gateway only).
+func (s *Server) represent(c echo.Context, b storage.Binary, redirectOK bool) error {
 	q := c.QueryParams()
 	rep, p := negotiate(c.Request().Header.Get("Accept"), q.Get("_format"), b.ContentType, false)
 	if p != nil {
@@ -101,7 +102,7 @@ func (s *Server) represent(c echo.Context, b storage.Binary) error {
 	}
 	if rep == repRaw {
 		s.noteSubtype(c, "read")
-		return s.serveContent(c, binaryContent(b), true, s.auditBeforeBody(c))
+		return s.serveContent(c, binaryContent(b), redirectOK, s.auditBeforeBody(c))
 	}
 	summary, err := summaryParam(q.Get("_summary"))
 	if err != nil {
@@ -213,6 +214,9 @@ func (s *Server) signedDownload(c echo.Context) error {
 	if err != nil {
 		return problem(http.StatusForbidden, "forbidden", "the signed URL is invalid or has expired")
 	}
+	if err := s.signedStillLive(c, g.Key); err != nil {
+		return err
+	}
 	info, err := s.objects.Stat(c.Request().Context(), g.Key)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
@@ -223,6 +227,29 @@ func (s *Server) signedDownload(c echo.Context) error {
 	ct := content{key: g.Key, size: info.Size, modTime: info.ModTime, contentType: g.ContentType}
 	ct.filename = filenameFromDisposition(g.ContentDisposition)
 	return s.serveContent(c, ct, false, func() error { return nil })
+}
+
+// signedStillLive refuses a signed URL of a Binary that has since been
+// deleted, expunged or has expired: a URL the gateway serves itself can be
+// revoked, unlike one S3 serves. (Imported objects carry no Binary in
+// their key; their URLs end with their short life.)
+func (s *Server) signedStillLive(c echo.Context, key string) error {
+	ref, _, ok := storage.RefOfObject(key)
+	if !ok {
+		return nil
+	}
+	cur, err := s.binaries.Current(c.Request().Context(), ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		return problem(http.StatusGone, "deleted", "the content is no longer available")
+	}
+	if err != nil {
+		return err
+	}
+	s.noteBinary(c, "Binary/"+cur.ID, cur.SecurityContext)
+	if cur.Gone(s.now()) {
+		return problem(http.StatusGone, "deleted", "the content is no longer available: Binary/%s is gone", cur.ID)
+	}
+	return nil
 }
 
 func filenameFromDisposition(cd string) string {

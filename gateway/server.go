@@ -20,6 +20,7 @@ import (
 	"fhir-binary-gateway/gateway/auth"
 	"fhir-binary-gateway/presign"
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/lifecycle"
 )
 
 // Deps is everything the gateway is built from.
@@ -57,6 +58,7 @@ type Server struct {
 	cfg          config.Config
 	objects      storage.ObjectStore
 	catalog      storage.Catalog
+	binaries     *lifecycle.Binaries
 	signer       presign.Presigner
 	verifySigned func(key string, q url.Values, now time.Time) (SignedGrant, error)
 	log          *slog.Logger
@@ -88,6 +90,15 @@ func New(d Deps) *Server {
 	if s.audit == nil {
 		s.audit = audit.Discard{}
 	}
+	s.binaries = lifecycle.New(d.Objects, d.Catalog, lifecycle.Options{
+		MaxUploadSize:    d.Config.MaxUploadSize,
+		DefaultRetention: d.Config.DefaultRetention,
+		MaxRetention:     d.Config.MaxRetention,
+		ImportPrefixes:   d.Config.ImportPrefixes,
+		BackendTimeout:   s.backendTimeout(),
+		Now:              d.Now,
+		Log:              d.Logger,
+	})
 	for _, c := range d.Config.TrustedClients {
 		s.trusted[c] = true
 	}
@@ -144,6 +155,7 @@ func (s *Server) routes(e *echo.Echo) {
 	fhir.Match(get, "/Binary/:id", s.read, s.guard)
 	fhir.PUT("/Binary/:id", s.update, s.guard)
 	fhir.DELETE("/Binary/:id", s.remove, s.guard)
+	fhir.POST("/Binary/:id/:op", s.instanceOp, s.guard)
 	fhir.Match(get, "/Binary/:id/:op", s.operation, s.guard)
 	fhir.Match(get, "/Binary/:id/_history/:vid", s.vread, s.guard)
 }

@@ -140,7 +140,11 @@ func (c *oneBinary) History(ctx context.Context, ref storage.Ref) ([]storage.Bin
 
 func (c *oneBinary) Put(context.Context, storage.Binary) error { return storage.ErrConflict }
 
-func (c *oneBinary) Delete(context.Context, storage.Ref, time.Time) ([]storage.Binary, error) {
+func (c *oneBinary) Delete(context.Context, storage.Ref, int, time.Time) (storage.Binary, error) {
+	return storage.Binary{}, storage.ErrConflict
+}
+
+func (c *oneBinary) Expunge(context.Context, storage.Ref, time.Time) ([]storage.Binary, error) {
 	return nil, nil
 }
 

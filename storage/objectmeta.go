@@ -8,18 +8,6 @@ import (
 	"time"
 )
 
-// Key layout inside an object store. Everything the gateway writes lives
-// under these prefixes; gc never looks outside them, so files an export
-// pipeline keeps elsewhere in the bucket are safe until imported.
-const (
-	// BinariesPrefix holds the content the gateway wrote: one object per
-	// version, its Binary's metadata carried as object metadata.
-	BinariesPrefix = "binaries/"
-	// ImportsPrefix holds one small JSON manifest per imported Binary
-	// version, since an imported object's own metadata can't be changed.
-	ImportsPrefix = "imports/"
-)
-
 // ObjectMetadata is what an object carries of its Binary, so that the
 // objects alone are enough to rebuild the catalog (reindex). The SHA-256 is
 // not known until the bytes have been written, so reindex recomputes it.
@@ -39,8 +27,15 @@ func ObjectMetadata(b Binary) map[string]string {
 	put("security-context", b.SecurityContext)
 	put("filename", b.Filename)
 	put("owner", b.Owner)
+	put("via", b.Via)
 	if !b.ExpiresAt.IsZero() {
 		m["expires-at"] = b.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	if b.Deleted {
+		m["deleted"] = "true"
+	}
+	if b.Expunged {
+		m["expunged"] = "true"
 	}
 	return m
 }
@@ -58,6 +53,7 @@ func BinaryFromObject(info ObjectInfo) (Binary, error) {
 		SecurityContext: get("security-context"),
 		Filename:        get("filename"),
 		Owner:           get("owner"),
+		Via:             get("via"),
 		Size:            info.Size,
 	}
 	if b.ID == "" {
@@ -75,6 +71,12 @@ func BinaryFromObject(info ObjectInfo) (Binary, error) {
 		if b.ExpiresAt, err = time.Parse(time.RFC3339Nano, e); err != nil {
 			return b, fmt.Errorf("object %s: bad expires-at %q", info.Key, e)
 		}
+	}
+	if strings.HasPrefix(info.Key, DeletesPrefix) {
+		// A delete marker: the record of a delete, with no content.
+		b.ObjectKey, b.Size, b.ContentType = "", 0, ""
+		b.Deleted, b.Expunged = true, get("expunged") == "true"
+		return b, nil
 	}
 	if b.ContentType == "" {
 		b.ContentType = info.ContentType

@@ -106,6 +106,13 @@ type Binary struct {
 	// tombstone): Version is then the last version and LastUpdated the time
 	// of deletion.
 	Deleted bool `json:"deleted,omitempty"`
+	// Via is the interaction that wrote the version: "POST" (a create) or
+	// "PUT" (an update, or an update-as-create); "" in records written
+	// before it was kept.
+	Via string `json:"via,omitempty"`
+	// Expunged is set on the tombstone of an erased Binary: no version is
+	// left to read.
+	Expunged bool `json:"expunged,omitempty"`
 }
 
 // Ref returns the Binary's name.
@@ -147,26 +154,36 @@ type Catalog interface {
 	// expiry passed returns a record with ExpiresAt in the past, even after
 	// the backend dropped the full record (the caller answers 410 from it).
 	Get(ctx context.Context, ref Ref) (Binary, error)
-	// GetVersion returns one version, or ErrNotFound.
+	// GetVersion returns one version, or ErrNotFound. The record is the
+	// version as written: its own label and filename; the expiry it carries
+	// may be older than the Binary's (the caller takes that from Get).
 	GetVersion(ctx context.Context, ref Ref, version int) (Binary, error)
-	// History returns every stored version, newest first (ErrNotFound if none).
+	// History returns every stored version, newest first, the records of
+	// deletes included (ErrNotFound if none).
 	History(ctx context.Context, ref Ref) ([]Binary, error)
 	// Put stores b as the Binary's new current version. b.Version must be one
 	// more than the highest version the id ever had, tombstones included
 	// (1 for a new id); otherwise ErrConflict and nothing changes. A Put after
 	// a delete revives the Binary.
 	Put(ctx context.Context, b Binary) error
-	// Delete turns the Binary into a tombstone at time at, drops its version
-	// records and returns them so the caller can remove their objects.
-	// ErrNotFound if unknown; deleting a tombstone returns (nil, nil).
-	Delete(ctx context.Context, ref Ref, at time.Time) ([]Binary, error)
-	// DeleteVersion is Delete only while version is the current one (not a
-	// tombstone): otherwise ErrConflict and nothing changes. It makes a
-	// conditional delete (If-Match) atomic.
-	DeleteVersion(ctx context.Context, ref Ref, version int, at time.Time) ([]Binary, error)
+	// Delete is FHIR's logical delete, while version is the current one
+	// (0: whatever is current). It records a new version (one more than the
+	// last) with Deleted set, LastUpdated at, and the Binary's owner, label
+	// and expiry; every earlier version stays in the history, readable as
+	// before. It returns that deletion record. ErrNotFound if the id was
+	// never known; ErrConflict if version is not 0 and not the current one
+	// (a tombstone is never current); deleting a tombstone with version 0
+	// returns the tombstone and changes nothing.
+	Delete(ctx context.Context, ref Ref, version int, at time.Time) (Binary, error)
+	// Expunge erases the Binary: every version record is dropped (and
+	// returned, so the caller can remove their objects) and a tombstone
+	// with Deleted and Expunged set keeps answering 410. ErrNotFound if
+	// unknown; expunging a tombstone again returns (nil, nil).
+	Expunge(ctx context.Context, ref Ref, at time.Time) ([]Binary, error)
 	// Search returns one page of live current records matching q.
 	Search(ctx context.Context, q Query) (Page, error)
-	// Walk calls fn for every stored version record (not tombstones), for gc.
+	// Walk calls fn for every stored version record, for gc: the records of
+	// deletes too (Deleted set, no ObjectKey), never a Get-only tombstone.
 	Walk(ctx context.Context, fn func(Binary) error) error
 	// Ping checks the catalog can be reached (readiness).
 	Ping(ctx context.Context) error

@@ -238,20 +238,15 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 	return unavailable("put", err)
 }
 
-// Delete makes the Binary a tombstone and returns the versions it dropped,
-// newest first.
-func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
-	return c.DeleteVersion(ctx, ref, 0, at)
-}
-
-// DeleteVersion is Delete while version is current (0: whatever is).
-func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version int, at time.Time) ([]storage.Binary, error) {
+// Delete records a logical delete while version is current (0: any): a
+// deletion version beside the versions before it, and the head a tombstone.
+func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, version int, at time.Time) (storage.Binary, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return storage.Binary{}, err
 	}
-	var removed []storage.Binary
+	var tomb storage.Binary
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		heads, versions := tx.Bucket(headsBucket), tx.Bucket(versionsBucket)
+		heads := tx.Bucket(headsBucket)
 		v := heads.Get(headKey(ref))
 		if v == nil {
 			return fmt.Errorf("boltcatalog: delete %q: %w", ref.ID, storage.ErrNotFound)
@@ -264,6 +259,49 @@ func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version in
 			return fmt.Errorf("boltcatalog: delete %q version %d: %w", ref.ID, version, storage.ErrConflict)
 		}
 		if prev.Deleted {
+			tomb = prev
+			return nil
+		}
+		tomb = storage.Binary{
+			Tenant: ref.Tenant, ID: ref.ID, Version: prev.Version + 1, Owner: prev.Owner,
+			SecurityContext: prev.SecurityContext, LastUpdated: at.UTC(), ExpiresAt: prev.ExpiresAt, Deleted: true,
+		}
+		rec, err := json.Marshal(tomb)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(versionsBucket).Put(versionKey(ref, tomb.Version), rec); err != nil {
+			return err
+		}
+		if err := tx.Bucket(indexBucket).Delete(indexKey(prev)); err != nil {
+			return err
+		}
+		return heads.Put(headKey(ref), rec)
+	})
+	if err != nil {
+		return storage.Binary{}, unavailable("delete", err)
+	}
+	return tomb, nil
+}
+
+// Expunge drops every version record, newest first in the result, and
+// leaves a tombstone for good.
+func (c *Catalog) Expunge(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var removed []storage.Binary
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		heads, versions := tx.Bucket(headsBucket), tx.Bucket(versionsBucket)
+		v := heads.Get(headKey(ref))
+		if v == nil {
+			return fmt.Errorf("boltcatalog: expunge %q: %w", ref.ID, storage.ErrNotFound)
+		}
+		prev, err := decode(v)
+		if err != nil {
+			return err
+		}
+		if prev.Expunged {
 			return nil
 		}
 		prefix := append(headKey(ref), 0)
@@ -282,12 +320,16 @@ func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version in
 				return err
 			}
 		}
-		if err := tx.Bucket(indexBucket).Delete(indexKey(prev)); err != nil {
-			return err
+		next := prev.Version
+		if !prev.Deleted {
+			next++
+			if err := tx.Bucket(indexBucket).Delete(indexKey(prev)); err != nil {
+				return err
+			}
 		}
 		tomb, err := json.Marshal(storage.Binary{
-			Tenant: ref.Tenant, ID: ref.ID, Version: prev.Version, Owner: prev.Owner,
-			SecurityContext: prev.SecurityContext, LastUpdated: at.UTC(), Deleted: true,
+			Tenant: ref.Tenant, ID: ref.ID, Version: next, Owner: prev.Owner,
+			SecurityContext: prev.SecurityContext, LastUpdated: at.UTC(), Deleted: true, Expunged: true,
 		})
 		if err != nil {
 			return err
@@ -295,7 +337,7 @@ func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version in
 		return heads.Put(headKey(ref), tomb)
 	})
 	if err != nil {
-		return nil, unavailable("delete", err)
+		return nil, unavailable("expunge", err)
 	}
 	slices.Reverse(removed)
 	return removed, nil

@@ -29,6 +29,7 @@ func Run(t *testing.T, newCatalog func(t *testing.T) storage.Catalog) {
 		{"Versions", testVersions},
 		{"Delete", testDelete},
 		{"DeleteVersionIsConditional", testDeleteVersion},
+		{"ExpungeErases", testExpunge},
 		{"PutAfterDeleteRevives", testRevive},
 		{"TenantsKeptApart", testTenants},
 		{"ExpiredStillAnswers", testExpiry},
@@ -120,8 +121,10 @@ func testUnknown(t *testing.T, c storage.Catalog) {
 	wantErr(t, "GetVersion", err, storage.ErrNotFound)
 	_, err = c.History(t.Context(), ref)
 	wantErr(t, "History", err, storage.ErrNotFound)
-	_, err = c.Delete(t.Context(), ref, base)
+	_, err = c.Delete(t.Context(), ref, 0, base)
 	wantErr(t, "Delete", err, storage.ErrNotFound)
+	_, err = c.Expunge(t.Context(), ref, base)
+	wantErr(t, "Expunge", err, storage.ErrNotFound)
 }
 
 func testPutGet(t *testing.T, c storage.Catalog) {
@@ -219,84 +222,135 @@ func testDeleteVersion(t *testing.T, c storage.Catalog) {
 	v1, v2 := binary("", "dv", 1, base), binary("", "dv", 2, base.Add(time.Second))
 	put(t, c, v1, v2)
 	at := base.Add(time.Hour)
-	_, err := c.DeleteVersion(t.Context(), v1.Ref(), 1, at)
-	wantErr(t, "DeleteVersion of a version no longer current", err, storage.ErrConflict)
+	_, err := c.Delete(t.Context(), v1.Ref(), 1, at)
+	wantErr(t, "Delete of a version no longer current", err, storage.ErrConflict)
 	if cur := mustGet(t, c, v1.Ref()); cur.Deleted || cur.Version != 2 {
-		t.Fatalf("after a refused DeleteVersion: %+v, want version 2 live", cur)
+		t.Fatalf("after a refused Delete: %+v, want version 2 live", cur)
 	}
-	removed, err := c.DeleteVersion(t.Context(), v1.Ref(), 2, at)
-	if err != nil || len(removed) != 2 {
-		t.Fatalf("DeleteVersion of the current version: %d removed, %v", len(removed), err)
+	tomb, err := c.Delete(t.Context(), v1.Ref(), 2, at)
+	if err != nil || !tomb.Deleted || tomb.Version != 3 {
+		t.Fatalf("Delete of the current version = %+v, %v; want the deletion as version 3", tomb, err)
 	}
 	if cur := mustGet(t, c, v1.Ref()); !cur.Deleted {
-		t.Errorf("after DeleteVersion: %+v, want a tombstone", cur)
+		t.Errorf("after Delete: %+v, want a tombstone", cur)
 	}
-	_, err = c.DeleteVersion(t.Context(), v1.Ref(), 2, at)
-	wantErr(t, "DeleteVersion of a tombstone", err, storage.ErrConflict)
-	_, err = c.DeleteVersion(t.Context(), storage.Ref{ID: "never"}, 1, at)
-	wantErr(t, "DeleteVersion of an unknown id", err, storage.ErrNotFound)
+	_, err = c.Delete(t.Context(), v1.Ref(), 3, at)
+	wantErr(t, "Delete naming the tombstone's version", err, storage.ErrConflict)
+	_, err = c.Delete(t.Context(), storage.Ref{ID: "never"}, 1, at)
+	wantErr(t, "Delete of an unknown id", err, storage.ErrNotFound)
 }
 
+// testDelete: a delete is logical. It adds a version; the history and every
+// earlier version stay (http.html#delete).
 func testDelete(t *testing.T, c storage.Catalog) {
 	v1, v2 := binary("", "a1", 1, base), binary("", "a1", 2, base.Add(time.Second))
+	v1.SecurityContext, v2.SecurityContext = "Group/one", ""
+	v2.ExpiresAt = time.Now().Add(1000 * time.Hour).UTC().Truncate(time.Millisecond)
+	v1.ExpiresAt = v2.ExpiresAt
 	put(t, c, v1, v2)
 	at := base.Add(time.Hour)
-	removed, err := c.Delete(t.Context(), v1.Ref(), at)
+	tomb, err := c.Delete(t.Context(), v1.Ref(), 0, at)
 	if err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
+	if !tomb.Deleted || tomb.Version != 3 || !tomb.LastUpdated.Equal(at) || tomb.ObjectKey != "" || tomb.Owner != v2.Owner || !tomb.ExpiresAt.Equal(v2.ExpiresAt) {
+		t.Errorf("deletion record = %+v, want Deleted version 3 at %v, owner %q, the Binary's expiry, no object", tomb, at, v2.Owner)
+	}
+	got := mustGet(t, c, v1.Ref())
+	if !got.Deleted || got.Version != 3 || !got.LastUpdated.Equal(at) || !got.Gone(time.Now()) {
+		t.Errorf("tombstone = %+v, want Deleted, Version 3, LastUpdated %v", got, at)
+	}
+	if got.ID != v1.ID || got.Owner != v1.Owner {
+		t.Errorf("tombstone names %q owned by %q, want %q owned by %q (404 vs 410 depends on it)", got.ID, got.Owner, v1.ID, v1.Owner)
+	}
+	for _, want := range []storage.Binary{v1, v2} {
+		got, err := c.GetVersion(t.Context(), v1.Ref(), want.Version)
+		if err != nil {
+			t.Fatalf("GetVersion(%d) after delete: %v", want.Version, err)
+		}
+		same(t, fmt.Sprintf("GetVersion(%d) after delete (its own label)", want.Version), got, want)
+	}
+	if d, err := c.GetVersion(t.Context(), v1.Ref(), 3); err != nil || !d.Deleted {
+		t.Errorf("GetVersion(3) = %+v, %v; want the deletion record", d, err)
+	}
+	h, err := c.History(t.Context(), v1.Ref())
+	if err != nil || len(h) != 3 || !h[0].Deleted || h[0].Version != 3 || h[1].Version != 2 || h[2].Version != 1 {
+		t.Errorf("History after delete = %+v, %v; want the deletion, v2, v1", h, err)
+	}
+
+	again, err := c.Delete(t.Context(), v1.Ref(), 0, at.Add(time.Minute))
+	if err != nil || !again.Deleted || again.Version != 3 {
+		t.Errorf("second Delete = %+v, %v; want the tombstone unchanged", again, err)
+	}
+	if got := mustGet(t, c, v1.Ref()); !got.LastUpdated.Equal(at) || got.Version != 3 {
+		t.Errorf("second Delete moved the tombstone to %v (version %d)", got.LastUpdated, got.Version)
+	}
+}
+
+func testExpunge(t *testing.T, c storage.Catalog) {
+	v1, v2 := binary("", "ex", 1, base), binary("", "ex", 2, base.Add(time.Second))
+	put(t, c, v1, v2)
+	if _, err := c.Delete(t.Context(), v1.Ref(), 0, base.Add(time.Minute)); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	removed, err := c.Expunge(t.Context(), v1.Ref(), base.Add(time.Hour))
+	if err != nil {
+		t.Fatalf("Expunge: %v", err)
+	}
 	var keys []string
 	for _, b := range removed {
-		keys = append(keys, b.ObjectKey)
+		if b.ObjectKey != "" {
+			keys = append(keys, b.ObjectKey)
+		}
 	}
 	slices.Sort(keys)
-	if want := []string{v1.ObjectKey, v2.ObjectKey}; !slices.Equal(keys, want) {
-		t.Errorf("Delete removed objects %q, want %q", keys, want)
+	if want := []string{v1.ObjectKey, v2.ObjectKey}; len(removed) != 3 || !slices.Equal(keys, want) {
+		t.Errorf("Expunge returned %d records with objects %q, want 3 with %q", len(removed), keys, want)
 	}
-
-	tomb := mustGet(t, c, v1.Ref())
-	if !tomb.Deleted || tomb.Version != 2 || !tomb.LastUpdated.Equal(at) || !tomb.Gone(time.Now()) {
-		t.Errorf("tombstone = %+v, want Deleted, Version 2, LastUpdated %v", tomb, at)
-	}
-	if tomb.ID != v1.ID || tomb.Owner != v1.Owner {
-		t.Errorf("tombstone names %q owned by %q, want %q owned by %q (404 vs 410 depends on it)", tomb.ID, tomb.Owner, v1.ID, v1.Owner)
-	}
-	for _, v := range []int{1, 2} {
-		_, err := c.GetVersion(t.Context(), v1.Ref(), v)
-		wantErr(t, fmt.Sprintf("GetVersion(%d) after delete", v), err, storage.ErrNotFound)
+	got := mustGet(t, c, v1.Ref())
+	if !got.Deleted || !got.Expunged || got.Owner != v1.Owner || !got.Gone(time.Now()) {
+		t.Errorf("after Expunge Get = %+v, want an expunged tombstone of %q", got, v1.Owner)
 	}
 	_, err = c.History(t.Context(), v1.Ref())
-	wantErr(t, "History after delete", err, storage.ErrNotFound)
-
-	again, err := c.Delete(t.Context(), v1.Ref(), at.Add(time.Minute))
-	if err != nil || again != nil {
-		t.Errorf("second Delete = %v, %v; want nil, nil", again, err)
+	wantErr(t, "History after Expunge", err, storage.ErrNotFound)
+	_, err = c.GetVersion(t.Context(), v1.Ref(), 1)
+	wantErr(t, "GetVersion after Expunge", err, storage.ErrNotFound)
+	if again, err := c.Expunge(t.Context(), v1.Ref(), base.Add(2*time.Hour)); err != nil || again != nil {
+		t.Errorf("second Expunge = %v, %v; want nil, nil", again, err)
 	}
-	if got := mustGet(t, c, v1.Ref()); !got.LastUpdated.Equal(at) {
-		t.Errorf("second Delete moved the tombstone to %v", got.LastUpdated)
+	// A live Binary can be expunged directly; later versions never reuse a number.
+	l := binary("", "ex-live", 1, base)
+	put(t, c, l)
+	if removed, err := c.Expunge(t.Context(), l.Ref(), base.Add(time.Hour)); err != nil || len(removed) != 1 {
+		t.Fatalf("Expunge of a live Binary = %d, %v", len(removed), err)
+	}
+	wantErr(t, "Put v1 after Expunge", c.Put(t.Context(), binary("", "ex-live", 1, base.Add(2*time.Hour))), storage.ErrConflict)
+	p, err := c.Search(t.Context(), storage.Query{Owner: l.Owner, IDs: []string{"ex-live"}, Now: base, Count: 10})
+	if err != nil || len(p.Items) != 0 {
+		t.Errorf("Search after Expunge = %+v, %v; want nothing", p.Items, err)
 	}
 }
 
 func testRevive(t *testing.T, c storage.Catalog) {
 	v1, v2 := binary("", "a1", 1, base), binary("", "a1", 2, base.Add(time.Second))
 	put(t, c, v1, v2)
-	if _, err := c.Delete(t.Context(), v1.Ref(), base.Add(time.Minute)); err != nil {
+	if _, err := c.Delete(t.Context(), v1.Ref(), 0, base.Add(time.Minute)); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	for _, v := range []int{1, 2} {
-		wantErr(t, fmt.Sprintf("Put v%d after delete at v2", v), c.Put(t.Context(), binary("", "a1", v, base.Add(time.Hour))), storage.ErrConflict)
+	for _, v := range []int{1, 2, 3} {
+		wantErr(t, fmt.Sprintf("Put v%d after delete at v3", v), c.Put(t.Context(), binary("", "a1", v, base.Add(time.Hour))), storage.ErrConflict)
 	}
-	v3 := binary("", "a1", 3, base.Add(time.Hour))
-	put(t, c, v3)
+	v4 := binary("", "a1", 4, base.Add(time.Hour))
+	put(t, c, v4)
 	got := mustGet(t, c, v1.Ref())
-	same(t, "Get after revive", got, v3)
+	same(t, "Get after revive", got, v4)
 	h, err := c.History(t.Context(), v1.Ref())
-	if err != nil || len(h) != 1 || h[0].Version != 3 {
-		t.Errorf("History after revive = %d versions, %v; want only v3", len(h), err)
+	if err != nil || len(h) != 4 || h[0].Version != 4 || !h[1].Deleted || h[3].Version != 1 {
+		t.Errorf("History after revive = %+v, %v; want v4, the deletion, v2, v1", h, err)
 	}
-	p, err := c.Search(t.Context(), storage.Query{Owner: v3.Owner, Now: base, Count: 10})
-	if err != nil || len(p.Items) != 1 || p.Items[0].Version != 3 {
-		t.Errorf("Search after revive = %+v, %v; want v3 only", p, err)
+	p, err := c.Search(t.Context(), storage.Query{Owner: v4.Owner, Now: base, Count: 10})
+	if err != nil || len(p.Items) != 1 || p.Items[0].Version != 4 {
+		t.Errorf("Search after revive = %+v, %v; want v4 only", p, err)
 	}
 }
 
@@ -307,7 +361,7 @@ func testTenants(t *testing.T, c storage.Catalog) {
 	same(t, "Get tenant-b", mustGet(t, c, b.Ref()), b)
 	_, err := c.Get(t.Context(), storage.Ref{ID: "same-id"})
 	wantErr(t, "Get with no tenant", err, storage.ErrNotFound)
-	if _, err := c.Delete(t.Context(), a.Ref(), base.Add(time.Minute)); err != nil {
+	if _, err := c.Delete(t.Context(), a.Ref(), 0, base.Add(time.Minute)); err != nil {
 		t.Fatalf("Delete tenant-a: %v", err)
 	}
 	same(t, "tenant-b after tenant-a's delete", mustGet(t, c, b.Ref()), b)
@@ -352,13 +406,23 @@ func testWalk(t *testing.T, c storage.Catalog) {
 		binary("", "two", 1, base), binary("", "two", 2, base.Add(time.Second)),
 		binary("t2", "three", 1, base),
 		binary("", "gone", 1, base), binary("", "gone", 2, base.Add(time.Second)))
-	if _, err := c.Delete(t.Context(), storage.Ref{ID: "gone"}, base.Add(time.Minute)); err != nil {
+	if _, err := c.Delete(t.Context(), storage.Ref{ID: "gone"}, 0, base.Add(time.Minute)); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
+	put(t, c, binary("", "erased", 1, base))
+	if _, err := c.Expunge(t.Context(), storage.Ref{ID: "erased"}, base.Add(time.Minute)); err != nil {
+		t.Fatalf("Expunge: %v", err)
+	}
 	var seen []string
+	deletes := 0
 	err := c.Walk(t.Context(), func(b storage.Binary) error {
 		if b.Deleted {
-			t.Errorf("Walk visited a tombstone: %+v", b)
+			// The record of a delete: history, with no object.
+			if b.ID != "gone" || b.Version != 3 || b.ObjectKey != "" {
+				t.Errorf("Walk visited %+v, want only gone's deletion record", b)
+			}
+			deletes++
+			return nil
 		}
 		seen = append(seen, b.ObjectKey)
 		return nil
@@ -367,7 +431,9 @@ func testWalk(t *testing.T, c storage.Catalog) {
 		t.Fatalf("Walk: %v", err)
 	}
 	slices.Sort(seen)
-	if want := []string{"/one/1", "/two/1", "/two/2", "t2/three/1"}; !slices.Equal(seen, want) {
+	// A deleted Binary's versions are history that gc must keep; an
+	// expunged one's are not.
+	if want := []string{"/gone/1", "/gone/2", "/one/1", "/two/1", "/two/2", "t2/three/1"}; !slices.Equal(seen, want) || deletes != 1 {
 		t.Errorf("Walk visited %q, want %q", seen, want)
 	}
 

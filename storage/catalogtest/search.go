@@ -215,7 +215,7 @@ func testSearchStable(t *testing.T, c storage.Catalog) {
 			// and delete one not yet seen.
 			later := base.Add(time.Hour)
 			put(t, c, owned2("s005", later), owned2("s050", later.Add(time.Second)))
-			if _, err := c.Delete(t.Context(), storage.Ref{ID: "s060"}, later); err != nil {
+			if _, err := c.Delete(t.Context(), storage.Ref{ID: "s060"}, 0, later); err != nil {
 				t.Fatalf("Delete: %v", err)
 			}
 		}
@@ -251,7 +251,7 @@ func testSearchDeleted(t *testing.T, c storage.Catalog) {
 		put(t, c, owned("", fmt.Sprintf("d%d", i), "x", base.Add(time.Duration(i)*time.Second)))
 	}
 	for _, id := range []string{"d1", "d3"} {
-		if _, err := c.Delete(t.Context(), storage.Ref{ID: id}, base.Add(time.Hour)); err != nil {
+		if _, err := c.Delete(t.Context(), storage.Ref{ID: id}, 0, base.Add(time.Hour)); err != nil {
 			t.Fatalf("Delete %s: %v", id, err)
 		}
 	}

@@ -140,17 +140,17 @@ func (c *catalog) Put(ctx context.Context, b storage.Binary) error {
 	return err
 }
 
-func (c *catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
+func (c *catalog) Delete(ctx context.Context, ref storage.Ref, version int, at time.Time) (storage.Binary, error) {
 	start := time.Now()
-	bs, err := c.Catalog.Delete(ctx, ref, at)
+	b, err := c.Catalog.Delete(ctx, ref, version, at)
 	c.m.observe(ctx, c.name, "delete", start, err)
-	return bs, err
+	return b, err
 }
 
-func (c *catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version int, at time.Time) ([]storage.Binary, error) {
+func (c *catalog) Expunge(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
 	start := time.Now()
-	bs, err := c.Catalog.DeleteVersion(ctx, ref, version, at)
-	c.m.observe(ctx, c.name, "delete", start, err)
+	bs, err := c.Catalog.Expunge(ctx, ref, at)
+	c.m.observe(ctx, c.name, "expunge", start, err)
 	return bs, err
 }
 

@@ -165,6 +165,9 @@ type importCandidate struct{ file, manifest, why string }
 func catalogKeys(ctx context.Context, catalog storage.Catalog, now time.Time) (live, expired map[string]bool, err error) {
 	live, expired = map[string]bool{}, map[string]bool{}
 	err = catalog.Walk(ctx, func(b storage.Binary) error {
+		if b.ObjectKey == "" {
+			return nil // the record of a delete: no object
+		}
 		keys := []string{b.ObjectKey}
 		if Imported(b) {
 			keys = append(keys, ManifestKey(b))

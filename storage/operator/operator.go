@@ -16,7 +16,7 @@ import (
 	"io"
 	"mime"
 	"path"
-	"strconv"
+
 	"strings"
 	"time"
 
@@ -103,7 +103,8 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 	// A gc that ran while the file was hashed, and removed it for an earlier,
 	// deleted import of it, must not leave this record pointing at nothing.
 	if _, err := objects.Stat(ctx, r.Key); errors.Is(err, storage.ErrNotFound) {
-		_, _ = catalog.DeleteVersion(context.WithoutCancel(ctx), b.Ref(), b.Version, time.Now())
+		// Nothing to keep of a version that never had its bytes.
+		_, _ = catalog.Expunge(context.WithoutCancel(ctx), b.Ref(), time.Now())
 		return b, fmt.Errorf("import %q: the file was removed while it was imported: %w", r.Key, storage.ErrNotFound)
 	}
 	return b, nil
@@ -124,13 +125,7 @@ func ForgetImport(ctx context.Context, objects storage.ObjectStore, b storage.Bi
 }
 
 // ManifestKey is where the manifest of an imported Binary version lives.
-func ManifestKey(b storage.Binary) string {
-	t := b.Tenant
-	if t == "" {
-		t = "_"
-	}
-	return storage.ImportsPrefix + t + "/" + b.ID + "/v" + strconv.Itoa(b.Version) + ".json"
-}
+func ManifestKey(b storage.Binary) string { return storage.ManifestKey(b) }
 
 // Imported reports whether a record points at an object the gateway did
 // not write itself.

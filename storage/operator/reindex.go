@@ -46,7 +46,7 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 	}
 	var rep ReindexReport
 	var keys []string
-	for _, prefix := range []string{storage.BinariesPrefix, storage.ImportsPrefix} {
+	for _, prefix := range []string{storage.BinariesPrefix, storage.ImportsPrefix, storage.DeletesPrefix} {
 		err := objects.List(ctx, prefix, func(info storage.ObjectInfo) error {
 			keys = append(keys, info.Key)
 			return nil
@@ -66,59 +66,134 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 		byRef[b.Ref()] = append(byRef[b.Ref()], b)
 	}
 	for ref, versions := range byRef {
-		sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
-		have, gone := 0, true
-		if cur, err := catalog.Get(ctx, ref); err == nil {
-			have, gone = cur.Version, cur.Deleted
-		} else if !errors.Is(err, storage.ErrNotFound) {
+		if err := restore(ctx, catalog, ref, versions, o.Now, &rep); err != nil {
 			return rep, err
-		}
-	versionsLoop:
-		for _, b := range versions {
-			switch {
-			case b.Version <= have:
-				rep.Present++
-			case b.Expired(o.Now):
-				rep.Expired++
-			case b.Version != have+1 && !gone:
-				rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: version %d follows %d; later versions left out", ref.ID, b.Version, have))
-			default:
-				if b.Version != have+1 {
-					// The versions before were deleted (or expired) and
-					// their objects are gone: the Binary was revived after
-					// a delete. Give the catalog that history again.
-					if err := bridge(ctx, catalog, ref, have, b); err != nil {
-						if errors.Is(err, storage.ErrConflict) {
-							rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: written while reindex ran; left as it is", ref.ID))
-							break versionsLoop
-						}
-						return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
-					}
-				}
-				if err := catalog.Put(ctx, b); err != nil {
-					if errors.Is(err, storage.ErrConflict) {
-						// A client wrote this id meanwhile; its write wins.
-						rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: written while reindex ran; version %d and later left out", ref.ID, b.Version))
-						break versionsLoop
-					}
-					return rep, fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
-				}
-				have, gone = b.Version, false
-				rep.Restored++
-			}
 		}
 	}
 	return rep, nil
 }
 
-// bridge writes versions have+1 .. b.Version-1 of a Binary whose current
-// record is a tombstone or missing, and deletes them again: afterwards the
-// catalog holds a tombstone at b.Version-1, so b goes in as the revival it
-// was. The bridged versions had no object left; they read as gone (for the
-// moment between their Put and the delete they read as empty content: this
-// runs only in a reindex, after the catalog was lost).
+// restore gives the catalog the versions of one Binary that it lacks, in
+// version order: content versions are Put, delete markers become the
+// catalog's deletes, an expunge marker its tombstone.
+func restore(ctx context.Context, catalog storage.Catalog, ref storage.Ref, versions []storage.Binary, now time.Time, rep *ReindexReport) error {
+	sort.Slice(versions, func(i, j int) bool {
+		if versions[i].Version != versions[j].Version {
+			return versions[i].Version < versions[j].Version
+		}
+		return !versions[i].Expunged // an expunge marker after the version it ended
+	})
+	have, gone, expunged := 0, true, false
+	if cur, err := catalog.Get(ctx, ref); err == nil {
+		have, gone, expunged = cur.Version, cur.Deleted, cur.Expunged
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	// Versions up to an expunge were erased: only later ones (an id written
+	// again after its tombstone lapsed) are restored.
+	erasedUpTo := 0
+	for _, b := range versions {
+		if b.Expunged {
+			erasedUpTo = b.Version
+		}
+	}
+	conflict := func(b storage.Binary) {
+		// A client wrote this id meanwhile; its write wins.
+		rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: written while reindex ran; version %d and later left out", ref.ID, b.Version))
+	}
+	for _, b := range versions {
+		switch {
+		case b.Expunged:
+			if expunged || have > b.Version {
+				rep.Present++
+				continue
+			}
+			if have == 0 {
+				// Unknown to the catalog: a placeholder to erase, so the
+				// id answers 410 again.
+				if err := catalog.Put(ctx, storage.Binary{Tenant: ref.Tenant, ID: ref.ID, Version: 1, Owner: b.Owner, ContentType: "application/octet-stream", LastUpdated: b.LastUpdated}); err != nil {
+					if errors.Is(err, storage.ErrConflict) {
+						conflict(b)
+						return nil
+					}
+					return err
+				}
+			}
+			if _, err := catalog.Expunge(ctx, ref, b.LastUpdated); err != nil {
+				return fmt.Errorf("Binary/%s expunge: %w", ref.ID, err)
+			}
+			have, gone, expunged = b.Version, true, true
+			rep.Restored++
+			continue
+		case b.Version <= erasedUpTo:
+			continue // erased: gc removes what is left of it
+		case b.Version <= have:
+			rep.Present++
+			continue
+		case b.Expired(now):
+			rep.Expired++
+			continue
+		}
+		if b.Version != have+1 {
+			if !gone {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: version %d follows %d; later versions left out", ref.ID, b.Version, have))
+				return nil
+			}
+			// The versions before are missing (an expiry, or a delete made
+			// before deletes kept history): bridge the gap with a delete.
+			if err := bridge(ctx, catalog, ref, have, b); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					conflict(b)
+					return nil
+				}
+				if errors.Is(err, errNoBridge) {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("Binary/%s: version %d follows %d, and one missing version cannot be bridged; left out", ref.ID, b.Version, have))
+					return nil
+				}
+				return fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
+			}
+		}
+		if b.Deleted {
+			// Conditional on the version before: a client that wrote the
+			// id meanwhile keeps its write.
+			if _, err := catalog.Delete(ctx, ref, b.Version-1, b.LastUpdated); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					conflict(b)
+					return nil
+				}
+				return fmt.Errorf("Binary/%s delete %d: %w", ref.ID, b.Version, err)
+			}
+			have, gone = b.Version, true
+			rep.Restored++
+			continue
+		}
+		if err := catalog.Put(ctx, b); err != nil {
+			if errors.Is(err, storage.ErrConflict) {
+				conflict(b)
+				return nil
+			}
+			return fmt.Errorf("Binary/%s version %d: %w", ref.ID, b.Version, err)
+		}
+		have, gone = b.Version, false
+		rep.Restored++
+	}
+	return nil
+}
+
+var errNoBridge = errors.New("gap cannot be bridged")
+
+// bridge fills versions have+1 .. b.Version-1 of a Binary whose current
+// record is a tombstone or missing: placeholders, then a delete as version
+// b.Version-1, so b goes in as the revival it was. The placeholders had no
+// object left; they read as gone once deleted (for the moment between
+// their Put and the delete they read as empty content: this runs only in a
+// reindex, after the catalog was lost).
 func bridge(ctx context.Context, catalog storage.Catalog, ref storage.Ref, have int, b storage.Binary) error {
-	for v := have + 1; v < b.Version; v++ {
+	if b.Version-2 <= have {
+		// One missing version, and no live one for the delete to follow.
+		return errNoBridge
+	}
+	for v := have + 1; v <= b.Version-2; v++ {
 		if err := catalog.Put(ctx, storage.Binary{
 			Tenant: ref.Tenant, ID: ref.ID, Version: v, Owner: b.Owner,
 			ContentType: "application/octet-stream", LastUpdated: b.LastUpdated,
@@ -126,9 +201,7 @@ func bridge(ctx context.Context, catalog storage.Catalog, ref storage.Ref, have 
 			return err
 		}
 	}
-	// Conditional on the last placeholder: a client that wrote the id in
-	// the moment since keeps its write (the Put of b then conflicts).
-	_, err := catalog.DeleteVersion(ctx, ref, b.Version-1, b.LastUpdated)
+	_, err := catalog.Delete(ctx, ref, b.Version-2, b.LastUpdated)
 	return err
 }
 

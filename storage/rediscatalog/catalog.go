@@ -39,6 +39,7 @@ type head struct {
 	LastUpdated     time.Time `json:"lastUpdated"`
 	ExpiresAt       time.Time `json:"expiresAt,omitzero"`
 	Deleted         bool      `json:"deleted,omitempty"`
+	Expunged        bool      `json:"expunged,omitempty"`
 }
 
 func headOf(b storage.Binary) head {
@@ -49,7 +50,7 @@ func headOf(b storage.Binary) head {
 func (h head) binary(ref storage.Ref) storage.Binary {
 	return storage.Binary{
 		Tenant: ref.Tenant, ID: ref.ID, Version: h.Version, Owner: h.Owner,
-		SecurityContext: h.SecurityContext, LastUpdated: h.LastUpdated, ExpiresAt: h.ExpiresAt, Deleted: h.Deleted,
+		SecurityContext: h.SecurityContext, LastUpdated: h.LastUpdated, ExpiresAt: h.ExpiresAt, Deleted: h.Deleted, Expunged: h.Expunged,
 	}
 }
 
@@ -84,20 +85,47 @@ end
 return {1, prev or ''}
 `)
 
-// deleteScript turns a Binary into a tombstone.
-// KEYS: cur, v, head. ARGV: deletion time (RFC 3339), tombstone TTL (ms),
-// the version that must be current ("0": any).
-// Returns {0} unknown, {2} already a tombstone, {3} not that version,
-// {1, previous head, records}.
+// deleteScript records a logical delete: a new version with deleted set,
+// kept with every earlier version. The head keeps its TTL (the Binary's
+// expiry plus the tombstone TTL, or none), so it lives as long as the
+// history it numbers.
+// KEYS: cur, v, head. ARGV: deletion time (RFC 3339), the version that must
+// be current ("0": any), tenant, id.
+// Returns {0} unknown, {2, head} already a tombstone, {3} not that version,
+// {1, previous head, deletion record}.
 var deleteScript = redis.NewScript(`
 local h = redis.call('GET', KEYS[3])
 if not h then return {0} end
 local head = cjson.decode(h)
-if ARGV[3] ~= '0' and (head.deleted or tonumber(head.version) ~= tonumber(ARGV[3])) then return {3} end
-if head.deleted then return {2} end
+if ARGV[2] ~= '0' and (head.deleted or tonumber(head.version) ~= tonumber(ARGV[2])) then return {3} end
+if head.deleted then return {2, h} end
+local v = tonumber(head.version) + 1
+local rec = {tenant = ARGV[3], id = ARGV[4], version = v, size = 0, lastUpdated = ARGV[1], deleted = true,
+  owner = head.owner, securityContext = head.securityContext, expiresAt = head.expiresAt}
+local encoded = cjson.encode(rec)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], tostring(v), encoded)
+head.version = v
+head.deleted = true
+head.lastUpdated = ARGV[1]
+redis.call('SET', KEYS[3], cjson.encode(head), 'KEEPTTL')
+return {1, h, encoded}
+`)
+
+// expungeScript drops every version and leaves a tombstone for the
+// tombstone TTL.
+// KEYS: cur, v, head. ARGV: time (RFC 3339), tombstone TTL (ms).
+// Returns {0} unknown, {2} already expunged, {1, previous head, records}.
+var expungeScript = redis.NewScript(`
+local h = redis.call('GET', KEYS[3])
+if not h then return {0} end
+local head = cjson.decode(h)
+if head.expunged then return {2} end
 local versions = redis.call('HVALS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
+if not head.deleted then head.version = tonumber(head.version) + 1 end
 head.deleted = true
+head.expunged = true
 head.lastUpdated = ARGV[1]
 head.expiresAt = nil
 redis.call('SET', KEYS[3], cjson.encode(head), 'PX', ARGV[2])
@@ -226,24 +254,45 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 	return nil
 }
 
-// Delete makes the Binary a tombstone and returns the versions it dropped.
-func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
-	return c.DeleteVersion(ctx, ref, 0, at)
-}
-
-// DeleteVersion is Delete while version is current (0: whatever is).
-func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version int, at time.Time) ([]storage.Binary, error) {
-	res, err := deleteScript.Run(ctx, c.client, c.binaryKeys(ref), at.UTC().Format(time.RFC3339Nano), c.tombstoneTTL.Milliseconds(), version).Slice()
+// Delete records a logical delete while version is current (0: any).
+func (c *Catalog) Delete(ctx context.Context, ref storage.Ref, version int, at time.Time) (storage.Binary, error) {
+	res, err := deleteScript.Run(ctx, c.client, c.binaryKeys(ref), at.UTC().Format(time.RFC3339Nano), version, ref.Tenant, ref.ID).Slice()
 	if err != nil {
-		return nil, mapError(ctx, "delete", err)
+		return storage.Binary{}, mapError(ctx, "delete", err)
 	}
 	switch n, _ := res[0].(int64); n {
 	case 0:
-		return nil, fmt.Errorf("rediscatalog: delete %q: %w", ref.ID, storage.ErrNotFound)
+		return storage.Binary{}, fmt.Errorf("rediscatalog: delete %q: %w", ref.ID, storage.ErrNotFound)
+	case 2:
+		var h head
+		s, _ := res[1].(string)
+		if err := json.Unmarshal([]byte(s), &h); err != nil {
+			return storage.Binary{}, fmt.Errorf("rediscatalog: bad head of %q: %w", ref.ID, err)
+		}
+		return h.binary(ref), nil
+	case 3:
+		return storage.Binary{}, fmt.Errorf("rediscatalog: delete %q version %d: %w", ref.ID, version, storage.ErrConflict)
+	}
+	s, _ := res[2].(string)
+	tomb, err := decodeBinary(s)
+	if err != nil {
+		return storage.Binary{}, err
+	}
+	c.unindex(ctx, ref, res[1])
+	return tomb, nil
+}
+
+// Expunge drops every version and leaves a tombstone.
+func (c *Catalog) Expunge(ctx context.Context, ref storage.Ref, at time.Time) ([]storage.Binary, error) {
+	res, err := expungeScript.Run(ctx, c.client, c.binaryKeys(ref), at.UTC().Format(time.RFC3339Nano), c.tombstoneTTL.Milliseconds()).Slice()
+	if err != nil {
+		return nil, mapError(ctx, "expunge", err)
+	}
+	switch n, _ := res[0].(int64); n {
+	case 0:
+		return nil, fmt.Errorf("rediscatalog: expunge %q: %w", ref.ID, storage.ErrNotFound)
 	case 2:
 		return nil, nil
-	case 3:
-		return nil, fmt.Errorf("rediscatalog: delete %q version %d: %w", ref.ID, version, storage.ErrConflict)
 	}
 	var removed []storage.Binary
 	records, _ := res[2].([]any)
@@ -256,14 +305,18 @@ func (c *Catalog) DeleteVersion(ctx context.Context, ref storage.Ref, version in
 		removed = append(removed, b)
 	}
 	slices.SortFunc(removed, func(a, b storage.Binary) int { return b.Version - a.Version })
+	c.unindex(ctx, ref, res[1])
+	return removed, nil
+}
 
+// unindex removes the search entry of the live head prev (a JSON string),
+// best effort: the change is committed, and Search skips and removes an
+// entry whose record is gone.
+func (c *Catalog) unindex(ctx context.Context, ref storage.Ref, prev any) {
 	var h head
-	if s, _ := res[1].(string); json.Unmarshal([]byte(s), &h) == nil {
-		// Best effort: the tombstone is committed, and Search skips and
-		// removes an entry whose record is gone.
+	if s, _ := prev.(string); json.Unmarshal([]byte(s), &h) == nil && !h.Deleted {
 		_ = c.client.ZRem(ctx, c.indexKey(ref.Tenant, h.Owner), indexMember(h.LastUpdated, ref.ID)).Err()
 	}
-	return removed, nil
 }
 
 // Walk scans every version hash in the namespace. On Cluster it scans each

@@ -92,26 +92,42 @@ func TestExpiredRecordsLeaveRedis(t *testing.T) {
 	}
 }
 
-func TestDeleteLeavesOnlyTombstone(t *testing.T) {
+// TestDeleteKeepsHistoryExpungeLeavesTombstone checks the keys behind the
+// two: a delete keeps the version hash and a head that lives as long as it
+// (here: for good), an expunge leaves only a head with the tombstone TTL.
+func TestDeleteKeepsHistoryExpungeLeavesTombstone(t *testing.T) {
 	t.Parallel()
 	c, ns := newCatalog(t, rediscatalog.Options{TombstoneTTL: time.Minute})
 	rc := rawClient(t)
 	ctx := t.Context()
+	ref := storage.Ref{Tenant: "t", ID: "doomed"}
 	if err := c.Put(ctx, storage.Binary{Tenant: "t", ID: "doomed", Version: 1, LastUpdated: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Delete(ctx, storage.Ref{Tenant: "t", ID: "doomed"}, time.Now()); err != nil {
+	if _, err := c.Delete(ctx, ref, 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	prefix := ns + ":b:{t\x1fdoomed}:"
-	if n := rc.Exists(ctx, prefix+"cur", prefix+"v").Val(); n != 0 {
-		t.Errorf("%d record keys left after delete", n)
+	if n := rc.Exists(ctx, prefix+"cur").Val(); n != 0 {
+		t.Errorf("the current record is left after delete")
 	}
-	if ttl := rc.PTTL(ctx, prefix+"head").Val(); ttl <= 0 || ttl > time.Minute {
-		t.Errorf("tombstone TTL %v, want TombstoneTTL", ttl)
+	if n := rc.HLen(ctx, prefix+"v").Val(); n != 2 {
+		t.Errorf("version hash holds %d records after delete, want v1 and the deletion", n)
+	}
+	if ttl := rc.PTTL(ctx, prefix+"head").Val(); ttl != -1 {
+		t.Errorf("head TTL %v after delete, want none: it numbers a history that is kept", ttl)
 	}
 	if n := rc.ZCard(ctx, ns+":i:{t\x1f}").Val(); n != 0 {
 		t.Errorf("index keeps %d entries after delete", n)
+	}
+	if _, err := c.Expunge(ctx, ref, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.Exists(ctx, prefix+"cur", prefix+"v").Val(); n != 0 {
+		t.Errorf("%d record keys left after expunge", n)
+	}
+	if ttl := rc.PTTL(ctx, prefix+"head").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("tombstone TTL %v after expunge, want TombstoneTTL", ttl)
 	}
 }
 

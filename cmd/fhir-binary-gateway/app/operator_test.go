@@ -73,6 +73,14 @@ func TestReindexAfterFlush(t *testing.T) {
 		}
 	}
 	ids = append(ids, "revived-1")
+	// A Binary deleted for good: after the catalog is lost it must still
+	// answer 410, with its history (it answered 404).
+	for _, m := range []string{http.MethodPut, http.MethodDelete} {
+		if res, body := g.do(m, "/Binary/deleted-1", strings.NewReader("short-lived"), "Content-Type", "text/plain", "X-Security-Context", "Group/example-group"); res.StatusCode >= 300 {
+			t.Fatalf("%s deleted-1: %d %s", m, res.StatusCode, body)
+		}
+	}
+	_, historyBefore := g.do(http.MethodGet, "/Binary/deleted-1/_history", nil, "Accept", "application/fhir+json")
 	firstBefore, _ := g.do(http.MethodGet, "/Binary/revived-1/_history/1", nil)
 	before := map[string]string{}
 	for _, id := range ids {
@@ -93,11 +101,19 @@ func TestReindexAfterFlush(t *testing.T) {
 		t.Fatalf("reindex: %v %v", err, rep.Problems)
 	}
 	t.Logf("reindex restored %d versions from %d objects in %v", rep.Restored, rep.Objects, time.Since(start))
-	if rep.Restored != 15 {
-		t.Errorf("restored %d versions, want 15", rep.Restored)
+	// 15 as before deletes kept history, and now revived-1's first version
+	// and its delete, deleted-1's version and its delete.
+	if rep.Restored != 19 {
+		t.Errorf("restored %d versions, want 19", rep.Restored)
 	}
-	if res, body := g.do(http.MethodGet, "/Binary/revived-1/_history/1", nil); res.StatusCode != firstBefore.StatusCode || res.StatusCode < 400 {
-		t.Errorf("the deleted first version after reindex: %d %s, want %d as before", res.StatusCode, truncateBody(body), firstBefore.StatusCode)
+	if res, body := g.do(http.MethodGet, "/Binary/revived-1/_history/1", nil); res.StatusCode != firstBefore.StatusCode || res.StatusCode != 200 {
+		t.Errorf("the version before the delete after reindex: %d %s, want %d as before", res.StatusCode, truncateBody(body), firstBefore.StatusCode)
+	}
+	if res, body := g.do(http.MethodGet, "/Binary/deleted-1", nil); res.StatusCode != http.StatusGone {
+		t.Errorf("a deleted Binary after reindex: %d %s, want 410 as before", res.StatusCode, truncateBody(body))
+	}
+	if _, after := g.do(http.MethodGet, "/Binary/deleted-1/_history", nil, "Accept", "application/fhir+json"); !bytes.Equal(after, historyBefore) {
+		t.Errorf("history of a deleted Binary after reindex:\n got %s\nwant %s", after, historyBefore)
 	}
 	for _, id := range ids {
 		if got := snapshot(t, g, id); got != before[id] {
@@ -109,7 +125,7 @@ func TestReindexAfterFlush(t *testing.T) {
 	}
 	// Running it again changes nothing.
 	rep, err = operator.Reindex(ctx, g.be.Objects, g.be.Catalog, operator.ReindexOptions{})
-	if err != nil || rep.Restored != 0 || rep.Present != 15 {
+	if err != nil || rep.Restored != 0 || rep.Present != 19 {
 		t.Errorf("second reindex: %+v %v", rep, err)
 	}
 }
@@ -238,6 +254,19 @@ func TestDuplicateImportThenDelete(t *testing.T) {
 			if res, _ := g.do(http.MethodGet, "/Binary/"+ids[0]+"/$export-download", nil); res.StatusCode != http.StatusGone {
 				t.Errorf("deleted import: %d, want 410", res.StatusCode)
 			}
+			// A delete keeps the history, and gc the bytes it names.
+			if res, body := g.do(http.MethodGet, "/Binary/"+ids[0]+"/_history/1", nil); res.StatusCode != http.StatusOK || string(body) != ndjson {
+				t.Errorf("version 1 of a deleted import: %d %q, want its content", res.StatusCode, truncateBody(body))
+			}
+			if gc, err := operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{Grace: operator.DefaultGrace}); err != nil || len(gc.Removed) != 0 {
+				t.Errorf("gc after a delete removed %v (%v); want nothing, the history needs it", gc.Removed, err)
+			}
+			if res, body := g.do(http.MethodPost, "/Binary/"+ids[0]+"/$expunge", nil); res.StatusCode != http.StatusNoContent {
+				t.Fatalf("expunge: %d %s", res.StatusCode, body)
+			}
+			if res, _ := g.do(http.MethodGet, "/Binary/"+ids[0]+"/_history/1", nil); res.StatusCode != http.StatusGone {
+				t.Errorf("version 1 of an expunged import: %d, want 410", res.StatusCode)
+			}
 			res, body := g.do(http.MethodGet, "/Binary/"+ids[1]+"/$export-download", nil)
 			if res.StatusCode != http.StatusOK || string(body) != ndjson {
 				t.Fatalf("the other import after the delete: %d %q", res.StatusCode, truncateBody(body))
@@ -247,7 +276,7 @@ func TestDuplicateImportThenDelete(t *testing.T) {
 				t.Errorf("reindex: %+v %v; want nothing restored, no problems", rep, err)
 			}
 			if res, _ := g.do(http.MethodGet, "/Binary/"+ids[0], nil); res.StatusCode != http.StatusGone {
-				t.Errorf("deleted import after reindex: %d, want 410", res.StatusCode)
+				t.Errorf("expunged import after reindex: %d, want 410", res.StatusCode)
 			}
 			gc, err := operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{Grace: operator.DefaultGrace})
 			if err != nil {
@@ -257,20 +286,20 @@ func TestDuplicateImportThenDelete(t *testing.T) {
 				t.Fatalf("gc removed a file a live import needs: %v (removed %v)", err, gc.Removed)
 			}
 			if len(gc.Removed) != 1 || !strings.HasPrefix(gc.Removed[0], storage.ImportsPrefix) {
-				t.Errorf("gc removed %v; want only the deleted import's manifest", gc.Removed)
+				t.Errorf("gc removed %v; want only the expunged import's manifest", gc.Removed)
 			}
 			if res, body := g.do(http.MethodGet, "/Binary/"+ids[1]+"/$export-download", nil); res.StatusCode != http.StatusOK || string(body) != ndjson {
 				t.Fatalf("the other import after gc: %d %q", res.StatusCode, truncateBody(body))
 			}
-			if res, body := g.do(http.MethodDelete, "/Binary/"+ids[1], nil); res.StatusCode != http.StatusNoContent {
-				t.Fatalf("delete: %d %s", res.StatusCode, body)
+			if res, body := g.do(http.MethodPost, "/Binary/"+ids[1]+"/$expunge", nil); res.StatusCode != http.StatusNoContent {
+				t.Fatalf("expunge: %d %s", res.StatusCode, body)
 			}
 			gc, err = operator.GC(ctx, g.be.Objects, g.be.Catalog, operator.GCOptions{Grace: operator.DefaultGrace})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if _, err := g.be.Objects.Stat(ctx, key); !errors.Is(err, storage.ErrNotFound) {
-				t.Errorf("file of two deleted imports after gc: %v (removed %v)", err, gc.Removed)
+				t.Errorf("file of two expunged imports after gc: %v (removed %v)", err, gc.Removed)
 			}
 		})
 	}

@@ -76,20 +76,55 @@ func TestUpdateVersionsAndDelete(t *testing.T) {
 			res, body = g.do(http.MethodPut, "/Binary/bad_id", strings.NewReader("hello"), "Content-Type", "text/plain")
 			wantStatus(t, res, body, http.StatusBadRequest)
 
-			// Delete: 204, then 410 on every route; delete again is fine.
+			// Delete: 204, then 410 on the current routes; the history
+			// stays (http.html#delete): earlier versions read as before, the
+			// delete is its newest entry, and its own version answers 410.
 			res, body = g.do(http.MethodDelete, "/Binary/"+id, nil)
 			if res.StatusCode != http.StatusNoContent {
 				t.Fatalf("delete: %d %s", res.StatusCode, body)
 			}
-			for _, p := range []string{"", "?_format=json", "/$binary-access-read", "/$export-download", "/_history/1", "/_history"} {
+			for _, p := range []string{"", "?_format=json", "/$binary-access-read", "/$export-download", "/_history/4"} {
 				res, body = g.do(http.MethodGet, "/Binary/"+id+p, nil)
 				wantStatus(t, res, body, http.StatusGone)
+			}
+			if res, body = g.do(http.MethodGet, "/Binary/"+id+"/_history/1", nil); res.StatusCode != 200 || string(body) != "version one" {
+				t.Errorf("vread 1 after delete: %d %q", res.StatusCode, body)
+			}
+			res, body = g.do(http.MethodGet, "/Binary/"+id+"/_history", nil)
+			wantStatus(t, res, body, http.StatusOK)
+			var hd struct {
+				Total int
+				Entry []struct {
+					Resource *json.RawMessage
+					Request  struct{ Method string }
+					Response struct{ Status, Etag string }
+				}
+			}
+			_ = json.Unmarshal(body, &hd)
+			if hd.Total != 4 || len(hd.Entry) != 4 || hd.Entry[0].Request.Method != "DELETE" || hd.Entry[0].Resource != nil || hd.Entry[0].Response.Etag != `W/"4"` ||
+				hd.Entry[3].Request.Method != "POST" || hd.Entry[3].Response.Status != "201 Created" || hd.Entry[1].Request.Method != "PUT" {
+				t.Errorf("history after delete: %s", truncateBody(body))
 			}
 			if res, _ := g.do(http.MethodDelete, "/Binary/"+id, nil); res.StatusCode != http.StatusNoContent {
 				t.Errorf("second delete: %d", res.StatusCode)
 			}
-			if res, body := g.do(http.MethodDelete, "/Binary/never-was", nil); res.StatusCode != 404 {
+			// A delete of an id that never was succeeds and deletes nothing.
+			if res, body := g.do(http.MethodDelete, "/Binary/never-was", nil); res.StatusCode != http.StatusNoContent {
 				t.Errorf("delete unknown: %d %s", res.StatusCode, body)
+			}
+			if res, body := g.do(http.MethodGet, "/Binary/never-was", nil); res.StatusCode != http.StatusNotFound {
+				t.Errorf("read after deleting an unknown id: %d %s", res.StatusCode, body)
+			}
+			// A revival is a create, and keeps the history.
+			res, body = g.do(http.MethodPut, "/Binary/"+id, strings.NewReader("version five"), "Content-Type", "text/plain")
+			wantStatus(t, res, body, http.StatusCreated)
+			res, body = g.do(http.MethodGet, "/Binary/"+id+"/_history", nil)
+			_ = json.Unmarshal(body, &hd)
+			if hd.Total != 5 || hd.Entry[0].Response.Status != "201 Created" || hd.Entry[0].Request.Method != "PUT" {
+				t.Errorf("history after revive: %s", truncateBody(body))
+			}
+			if res, body = g.do(http.MethodGet, "/Binary/"+id+"/_history/abc", nil); res.StatusCode != http.StatusNotFound {
+				t.Errorf("vread of a version id that is no number: %d %s, want 404", res.StatusCode, body)
 			}
 		})
 	}

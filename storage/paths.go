@@ -1,0 +1,87 @@
+package storage
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// The whole key layout inside an object store. Everything the gateway
+// writes lives under these prefixes; gc never looks outside them, so files
+// an export pipeline keeps elsewhere in the bucket are safe until imported.
+const (
+	// BinariesPrefix holds the content the gateway wrote: one object per
+	// version, its Binary's metadata carried as object metadata.
+	BinariesPrefix = "binaries/"
+	// ImportsPrefix holds one small JSON manifest per imported Binary
+	// version, since an imported object's own metadata can't be changed.
+	ImportsPrefix = "imports/"
+	// DeletesPrefix holds one empty marker per delete (and one per expunge),
+	// carrying the deletion's metadata, as S3 versioning leaves a delete
+	// marker: the objects alone are enough for reindex to restore deletes.
+	DeletesPrefix = "deletes/"
+	// ImportAreaPrefix is where, by default, an export pipeline writes the
+	// files it registers with $import (GATEWAY_IMPORT_PREFIXES widens it).
+	ImportAreaPrefix = "exports/"
+)
+
+// tenantSegment names a tenant in a key ("_" for the single tenant, which
+// no tenant id can be: ids are [A-Za-z0-9-.]).
+func tenantSegment(tenant string) string {
+	if tenant == "" {
+		return "_"
+	}
+	return tenant
+}
+
+// ObjectKey names the object of a new version: never reused, so an upload
+// can't clobber the bytes of a version that is being read.
+func ObjectKey(ref Ref, version int) string {
+	return fmt.Sprintf("%s%s/%s/v%d-%s", BinariesPrefix, tenantSegment(ref.Tenant), ref.ID, version, uuid.NewString()[:8])
+}
+
+// ManifestKey is where the manifest of an imported Binary version lives.
+func ManifestKey(b Binary) string {
+	return ImportsPrefix + tenantSegment(b.Tenant) + "/" + b.ID + "/v" + strconv.Itoa(b.Version) + ".json"
+}
+
+// DeleteMarkerKey is where the marker of the delete recorded as version
+// lives.
+func DeleteMarkerKey(ref Ref, version int) string {
+	return DeletesPrefix + tenantSegment(ref.Tenant) + "/" + ref.ID + "/v" + strconv.Itoa(version)
+}
+
+// ExpungeMarkerKey is where the marker of an erased Binary lives.
+func ExpungeMarkerKey(ref Ref) string {
+	return DeletesPrefix + tenantSegment(ref.Tenant) + "/" + ref.ID + "/expunged"
+}
+
+// DeletesOf is the prefix of every marker of ref.
+func DeletesOf(ref Ref) string {
+	return DeletesPrefix + tenantSegment(ref.Tenant) + "/" + ref.ID + "/"
+}
+
+// RefOfObject names the Binary whose version object key is (one the
+// gateway wrote under BinariesPrefix); ok is false for any other key.
+func RefOfObject(key string) (ref Ref, version int, ok bool) {
+	rest, found := strings.CutPrefix(key, BinariesPrefix)
+	if !found {
+		return Ref{}, 0, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || !strings.HasPrefix(parts[2], "v") {
+		return Ref{}, 0, false
+	}
+	num, _, _ := strings.Cut(parts[2][1:], "-")
+	v, err := strconv.Atoi(num)
+	if err != nil || v < 1 {
+		return Ref{}, 0, false
+	}
+	if parts[0] != "_" {
+		ref.Tenant = parts[0]
+	}
+	ref.ID = parts[1]
+	return ref, v, true
+}
