@@ -173,7 +173,12 @@ var dateLayouts = []struct {
 
 // dateTimeSpan is the interval a FHIR dateTime of its precision covers.
 func dateTimeSpan(v string) (time.Time, time.Time, error) {
+	// time.Parse takes a fraction the layout does not name: try the layouts
+	// only without one, or 12:00:00.5 would span the whole second.
 	for _, l := range dateLayouts {
+		if strings.Contains(v, ".") {
+			break
+		}
 		if t, err := time.Parse(l.layout, v); err == nil {
 			return t.UTC(), l.step(t).UTC(), nil
 		}
