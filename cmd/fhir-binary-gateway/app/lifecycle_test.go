@@ -180,7 +180,9 @@ func TestHistoryParameters(t *testing.T) {
 				if res.StatusCode >= 300 {
 					t.Fatalf("PUT v%d: %d %s", i, res.StatusCode, body)
 				}
-				var r struct{ Meta struct{ LastUpdated time.Time } }
+				var r struct {
+					Meta struct{ LastUpdated time.Time }
+				}
 				if err := json.Unmarshal(body, &r); err != nil {
 					t.Fatal(err)
 				}
