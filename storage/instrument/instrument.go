@@ -57,7 +57,7 @@ func failed(ctx context.Context, err error) bool {
 
 // Objects wraps an ObjectStore.
 func (m *Metrics) Objects(s storage.ObjectStore, name string) storage.ObjectStore {
-	return &objects{ObjectStore: s, m: m, name: name}
+	return m.wrapObjects(s, name)
 }
 
 type objects struct {
