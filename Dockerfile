@@ -10,7 +10,7 @@ ARG VERSION=dev
 RUN VERSION="$VERSION" OUT=/out/fhir-binary-gateway scripts/build.sh
 
 # Run: distroless static, no shell, no package manager, non-root (uid 65532).
-# There is no shell for a container HEALTHCHECK: the load balancer probes /readyz.
+# There is no shell for a container HEALTHCHECK: the load balancer probes /healthz.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fhir-binary-gateway /usr/local/bin/fhir-binary-gateway
 USER nonroot:nonroot
@@ -18,4 +18,9 @@ WORKDIR /home/nonroot
 ENV GATEWAY_LISTEN=:8080 \
     GATEWAY_DATA_DIR=/home/nonroot/data
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/fhir-binary-gateway", "serve"]
+# The binary is the entrypoint and the subcommand its CMD, so a command
+# override (docker run IMAGE gc, ECS RunTask command ["reindex"]) replaces
+# only the subcommand; ENTRYPOINT [bin, "serve"] made it `serve gc`, which
+# started another server.
+ENTRYPOINT ["/usr/local/bin/fhir-binary-gateway"]
+CMD ["serve"]

@@ -22,8 +22,10 @@ func check(c *tfConfig) []string {
 
 	// 1. All four public access blocks on, for every bucket's block.
 	pabs := c.find("resource", "aws_s3_bucket_public_access_block")
-	if len(c.find("resource", "aws_s3_bucket")) > 0 && len(pabs) == 0 {
-		bad("public access block: no aws_s3_bucket_public_access_block for the bucket")
+	for _, bucket := range c.find("resource", "aws_s3_bucket") {
+		if len(configuring(c, pabs, bucket)) == 0 {
+			bad("public access block: no aws_s3_bucket_public_access_block for %s", bucket)
+		}
 	}
 	for _, b := range pabs {
 		for _, f := range []string{"block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"} {
@@ -42,8 +44,10 @@ func check(c *tfConfig) []string {
 
 	// 3. Server-side encryption.
 	sses := c.find("resource", "aws_s3_bucket_server_side_encryption_configuration")
-	if len(c.find("resource", "aws_s3_bucket")) > 0 && len(sses) == 0 {
-		bad("encryption: no aws_s3_bucket_server_side_encryption_configuration")
+	for _, bucket := range c.find("resource", "aws_s3_bucket") {
+		if len(configuring(c, sses, bucket)) == 0 {
+			bad("encryption: no aws_s3_bucket_server_side_encryption_configuration for %s", bucket)
+		}
 	}
 	for _, b := range sses {
 		ok := false
@@ -62,8 +66,10 @@ func check(c *tfConfig) []string {
 
 	// 4. Lifecycle: objects expire, stale multipart uploads are aborted.
 	lcs := c.find("resource", "aws_s3_bucket_lifecycle_configuration")
-	if len(c.find("resource", "aws_s3_bucket")) > 0 && len(lcs) == 0 {
-		bad("lifecycle: no aws_s3_bucket_lifecycle_configuration")
+	for _, bucket := range c.find("resource", "aws_s3_bucket") {
+		if len(configuring(c, lcs, bucket)) == 0 {
+			bad("lifecycle: no aws_s3_bucket_lifecycle_configuration for %s", bucket)
+		}
 	}
 	for _, b := range lcs {
 		var expires, aborts bool
@@ -113,7 +119,9 @@ func check(c *tfConfig) []string {
 		}
 	}
 
-	// 8. ALB: HTTPS with a certificate, plain HTTP only redirects, /readyz probed.
+	// 8. ALB: HTTPS with a certificate, plain HTTP only redirects, /healthz
+	// probed (liveness: a /readyz health check kills every task when Redis
+	// fails over).
 	for _, b := range c.find("resource", "aws_lb_listener") {
 		proto, _ := literalString(attr(b.Block, "protocol"))
 		switch proto {
@@ -133,16 +141,28 @@ func check(c *tfConfig) []string {
 		ok := false
 		for _, h := range children(b.Block, "health_check") {
 			p, _ := literalString(attr(h, "path"))
-			ok = ok || p == "/readyz"
+			ok = ok || p == "/healthz"
 		}
 		if !ok {
-			bad("alb: %s: health_check must probe /readyz", b)
+			bad("alb: %s: health_check must probe /healthz", b)
 		}
 	}
 
 	// 9. Every directory pins terraform and its providers.
 	v = append(v, checkVersions(c)...)
 	return v
+}
+
+// configuring returns the blocks among bs whose bucket argument refers to
+// the aws_s3_bucket resource bucket.
+func configuring(c *tfConfig, bs []tfBlock, bucket tfBlock) []tfBlock {
+	var out []tfBlock
+	for _, b := range bs {
+		if refersTo(attr(b.Block, "bucket"), "aws_s3_bucket."+bucket.Labels[1]+".") {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func bucketPolicyDeniesPlainHTTP(c *tfConfig, bucket tfBlock) bool {
@@ -173,6 +193,12 @@ func bucketPolicyDeniesPlainHTTP(c *tfConfig, bucket tfBlock) bool {
 }
 
 var objectActions = []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+
+// bucketARNRefs are the expressions that name the content bucket's ARN: the
+// resource's own, or the module's local that is it or the brought bucket's.
+func isBucketARNRef(r string) bool {
+	return r == "local.bucket_arn" || (strings.HasPrefix(r, "aws_s3_bucket.") && strings.HasSuffix(r, ".arn"))
+}
 
 func checkTaskRole(c *tfConfig) []string {
 	var v []string
@@ -262,14 +288,14 @@ func checkTaskPolicy(doc tfBlock) []string {
 	return v
 }
 
-// isBucketPrefixARN: a template "${aws_s3_bucket.X.arn}/${var or local}...*".
+// isBucketPrefixARN: a template "${aws_s3_bucket.X.arn or local.bucket_arn}/${var or local}...*".
 func isBucketPrefixARN(e hclsyntax.Expression) bool {
 	t, ok := e.(*hclsyntax.TemplateExpr)
 	if !ok || len(t.Parts) < 4 {
 		return false
 	}
 	first, ok := t.Parts[0].(*hclsyntax.ScopeTraversalExpr)
-	if !ok || !strings.HasPrefix(strings.Join(refs(first), ""), "aws_s3_bucket.") || !strings.HasSuffix(strings.Join(refs(first), ""), ".arn") {
+	if !ok || !isBucketARNRef(strings.Join(refs(first), "")) {
 		return false
 	}
 	if s, ok := literalString(t.Parts[1]); !ok || s != "/" {
@@ -306,18 +332,42 @@ func checkVersions(c *tfConfig) []string {
 				v = append(v, fmt.Sprintf("versions: %s: hashicorp/aws has no version constraint", b.file))
 				continue
 			}
-			if s := val.GetAttr("version").AsString(); strings.HasPrefix(strings.TrimSpace(s), "~>") || strings.HasPrefix(strings.TrimSpace(s), "=") {
+			// A lower bound and an upper one: v5 (from 5.70) and v6 are
+			// accepted, an unknown next major is not.
+			if s := val.GetAttr("version").AsString(); awsVersionBounded(s) {
 				pinned[dir] = true
 			} else {
-				v = append(v, fmt.Sprintf("versions: %s: hashicorp/aws version %q is not pinned (~> or =)", b.file, s))
+				v = append(v, fmt.Sprintf("versions: %s: hashicorp/aws version %q is not bounded (>= 5.70 with < 7.0, or ~>)", b.file, s))
 			}
 		}
 	}
 	for dir := range dirs {
 		if !pinned[dir] {
-			v = append(v, fmt.Sprintf("versions: %s pins no hashicorp/aws version", dir))
+			v = append(v, fmt.Sprintf("versions: %s bounds no hashicorp/aws version", dir))
 		}
 	}
 	sort.Strings(v)
 	return v
+}
+
+// awsVersionBounded: ">= 5.70" (or higher) together with a "< N" upper bound
+// that lets v6 in (N >= 7). "~> 5.70" would keep v6 out.
+func awsVersionBounded(c string) bool {
+	var lower, upper bool
+	for _, part := range strings.Split(c, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case strings.HasPrefix(part, ">="):
+			var major, minor int
+			if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(part, ">=")), "%d.%d", &major, &minor); err == nil {
+				lower = major > 5 || major == 5 && minor >= 70
+			}
+		case strings.HasPrefix(part, "<"):
+			var major int
+			if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(part, "<")), "%d", &major); err == nil {
+				upper = major >= 7
+			}
+		}
+	}
+	return lower && upper
 }

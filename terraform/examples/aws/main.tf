@@ -29,4 +29,14 @@ module "gateway" {
 
   min_capacity = 2
   max_capacity = 6
+
+  # Compliance logging (PHI): ALB and S3 access logs into a log bucket, the
+  # AuditEvent lines in their own log group kept six years.
+  access_logs_enabled      = var.access_logs_enabled
+  audit_log_retention_days = var.audit_log_retention_days
+
+  # Streamed traffic to S3 through a gateway endpoint instead of the NAT.
+  s3_endpoint_route_table_ids = var.private_route_table_ids
+
+  cors_origins = var.cors_origins
 }

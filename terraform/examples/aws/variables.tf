@@ -75,3 +75,27 @@ variable "base_path" {
   type        = string
   default     = ""
 }
+
+variable "access_logs_enabled" {
+  description = "ALB access logs and S3 server access logs into a log bucket."
+  type        = bool
+  default     = true
+}
+
+variable "audit_log_retention_days" {
+  description = "Days the AuditEvent log group is kept (2192: six years)."
+  type        = number
+  default     = 2192
+}
+
+variable "private_route_table_ids" {
+  description = "Route tables of the private subnets, for an S3 gateway endpoint; empty: none."
+  type        = list(string)
+  default     = []
+}
+
+variable "cors_origins" {
+  description = "Browser origins allowed by CORS (gateway and bucket)."
+  type        = list(string)
+  default     = []
+}

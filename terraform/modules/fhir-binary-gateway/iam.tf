@@ -58,7 +58,11 @@ resource "aws_iam_role" "task" {
 }
 
 data "aws_iam_policy_document" "task" {
-  # Object actions on the gateway's prefix only.
+  # Object actions on the gateway's prefix only, exactly the calls the code
+  # makes: GetObject (reads, HeadObject, presigned downloads), PutObject
+  # (uploads, also multipart: Create/UploadPart/Complete, and presigned
+  # upload-session parts), DeleteObject (DeleteObject and DeleteObjects) and
+  # AbortMultipartUpload (failed uploads, gc's stale ones).
   statement {
     sid = "BinaryObjects"
     actions = [
@@ -66,9 +70,8 @@ data "aws_iam_policy_document" "task" {
       "s3:PutObject",
       "s3:DeleteObject",
       "s3:AbortMultipartUpload",
-      "s3:ListMultipartUploadParts",
     ]
-    resources = ["${aws_s3_bucket.this.arn}/${var.s3_prefix}*"]
+    resources = ["${local.bucket_arn}/${var.s3_prefix}*"]
   }
 
   # Listing (gc, reindex, readiness) only below the prefix. A readiness probe
@@ -77,12 +80,21 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid       = "ListBinaryPrefix"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.this.arn]
+    resources = [local.bucket_arn]
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
       values   = ["${var.s3_prefix}*"]
     }
+  }
+
+  # gc lists unfinished multipart uploads (ListMultipartUploads) to abort the
+  # stale ones. The action takes no s3:prefix condition; it lists upload ids
+  # and keys, never content.
+  statement {
+    sid       = "ListMultipartUploads"
+    actions   = ["s3:ListBucketMultipartUploads"]
+    resources = [local.bucket_arn]
   }
 
   # SSE-KMS with a customer key: the gateway must be able to use that key
@@ -101,4 +113,34 @@ resource "aws_iam_role_policy" "task" {
   name   = "binary-objects"
   role   = aws_iam_role.task.id
   policy = data.aws_iam_policy_document.task.json
+}
+
+# For the export service that writes bulk-data files for $import: it may put
+# objects under the import prefixes (var.import_prefixes, inside s3_prefix;
+# when empty, anywhere in s3_prefix except the gateway's own binaries/ and
+# imports/ areas), never read, list or delete. Attach this document (output
+# export_writer_policy_json) to that service's role.
+data "aws_iam_policy_document" "export_writer" {
+  statement {
+    sid       = "WriteImportFiles"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = length(var.import_prefixes) > 0 ? [for p in var.import_prefixes : "${local.bucket_arn}/${var.s3_prefix}${trimprefix(p, "/")}*"] : ["${local.bucket_arn}/${var.s3_prefix}*"]
+  }
+
+  # The gateway's own objects and manifests are never the exporter's.
+  statement {
+    sid       = "NotTheGatewaysOwn"
+    effect    = "Deny"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.bucket_arn}/${var.s3_prefix}binaries/*", "${local.bucket_arn}/${var.s3_prefix}imports/*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "UseBucketKey"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
 }

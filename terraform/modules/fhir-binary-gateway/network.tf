@@ -45,6 +45,7 @@ resource "aws_vpc_security_group_ingress_rule" "alb_https" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = each.value
+  tags              = var.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_http" {
@@ -55,6 +56,7 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http" {
   from_port         = 80
   to_port           = 80
   cidr_ipv4         = each.value
+  tags              = var.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
@@ -64,6 +66,7 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   from_port                    = local.container_port
   to_port                      = local.container_port
   referenced_security_group_id = aws_security_group.tasks.id
+  tags                         = var.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
@@ -73,6 +76,7 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   from_port                    = local.container_port
   to_port                      = local.container_port
   referenced_security_group_id = aws_security_group.alb.id
+  tags                         = var.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "tasks_to_redis" {
@@ -82,6 +86,7 @@ resource "aws_vpc_security_group_egress_rule" "tasks_to_redis" {
   from_port                    = local.redis_port
   to_port                      = local.redis_port
   referenced_security_group_id = aws_security_group.redis.id
+  tags                         = var.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "tasks_https" {
@@ -91,6 +96,7 @@ resource "aws_vpc_security_group_egress_rule" "tasks_https" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+  tags              = var.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "redis_from_tasks" {
@@ -100,4 +106,30 @@ resource "aws_vpc_security_group_ingress_rule" "redis_from_tasks" {
   from_port                    = local.redis_port
   to_port                      = local.redis_port
   referenced_security_group_id = aws_security_group.tasks.id
+  tags                         = var.tags
+}
+
+# Prometheus (or another scraper) inside the VPC reads /metrics from the
+# tasks directly; the ALB refuses the path (alb.tf).
+resource "aws_vpc_security_group_ingress_rule" "tasks_metrics" {
+  for_each                     = toset(var.metrics_security_group_ids)
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "Metrics scraper to gateway tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = local.container_port
+  to_port                      = local.container_port
+  referenced_security_group_id = each.value
+  tags                         = var.tags
+}
+
+# Optional S3 gateway endpoint: streamed downloads and uploads go to S3
+# without the NAT gateway (no per-GB NAT charge, no NAT bandwidth limit).
+# Give the route tables of the private subnets.
+resource "aws_vpc_endpoint" "s3" {
+  count             = length(var.s3_endpoint_route_table_ids) > 0 ? 1 : 0
+  vpc_id            = var.vpc_id
+  service_name      = "com.amazonaws.${data.aws_region.current.id}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = var.s3_endpoint_route_table_ids
+  tags              = merge(var.tags, { Name = "${var.name}-s3" })
 }

@@ -1,8 +1,15 @@
 # The bucket that holds Binary content. Everything the gateway writes lives
 # under var.s3_prefix; the task role can touch nothing else.
+#
+# create_bucket = false brings your own bucket (bucket_name): the module then
+# configures nothing on it, and its lifecycle rule, encryption and policy are
+# yours (keep any expiration on s3_prefix at retention_days or longer, see
+# GATEWAY_MAX_RETENTION in ecs.tf).
 
 locals {
-  bucket_name = coalesce(var.bucket_name, "${var.name}-binaries-${data.aws_caller_identity.current.account_id}")
+  bucket_name = var.create_bucket ? coalesce(var.bucket_name, "${var.name}-binaries-${data.aws_caller_identity.current.account_id}") : var.bucket_name
+  bucket_id   = var.create_bucket ? aws_s3_bucket.this[0].id : data.aws_s3_bucket.existing[0].id
+  bucket_arn  = var.create_bucket ? aws_s3_bucket.this[0].arn : data.aws_s3_bucket.existing[0].arn
   # SSE-KMS with the customer key when one is given, else SSE-S3 (AES256).
   sse_algorithm = var.kms_key_arn == null ? "AES256" : "aws:kms"
 }
@@ -11,7 +18,20 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
+data "aws_s3_bucket" "existing" {
+  count  = var.create_bucket ? 0 : 1
+  bucket = var.bucket_name
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket_name != null
+      error_message = "create_bucket = false needs bucket_name: the existing bucket to use."
+    }
+  }
+}
+
 resource "aws_s3_bucket" "this" {
+  count         = var.create_bucket ? 1 : 0
   bucket        = local.bucket_name
   force_destroy = var.force_destroy
   tags          = var.tags
@@ -19,14 +39,16 @@ resource "aws_s3_bucket" "this" {
 
 # ACLs off: the bucket owner owns every object, and access is by IAM alone.
 resource "aws_s3_bucket_ownership_controls" "this" {
-  bucket = aws_s3_bucket.this.id
+  count  = var.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.this[0].id
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
 resource "aws_s3_bucket_public_access_block" "this" {
-  bucket                  = aws_s3_bucket.this.id
+  count                   = var.create_bucket ? 1 : 0
+  bucket                  = aws_s3_bucket.this[0].id
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
@@ -34,7 +56,8 @@ resource "aws_s3_bucket_public_access_block" "this" {
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
-  bucket = aws_s3_bucket.this.id
+  count  = var.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.this[0].id
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = local.sse_algorithm
@@ -52,20 +75,24 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 # var.noncurrent_version_retention_days. (Turning it off again later means
 # setting status "Suspended" by hand: S3 cannot un-version a bucket.)
 resource "aws_s3_bucket_versioning" "this" {
-  count  = var.versioning_enabled ? 1 : 0
-  bucket = aws_s3_bucket.this.id
+  count  = var.create_bucket && var.versioning_enabled ? 1 : 0
+  bucket = aws_s3_bucket.this[0].id
   versioning_configuration {
     status = "Enabled"
   }
 }
 
 # A backstop behind the gateway's own expiry (which is exact; lifecycle
-# deletion lags by up to a day): every object under the prefix goes after
-# var.retention_days, and multipart uploads left open by a crashed task are
-# aborted after a day. Keep var.retention_days at or above the longest expiry
-# a Binary may get (GATEWAY_DEFAULT_RETENTION is set from it).
+# deletion lags by up to a day): every object under the prefix goes
+# var.retention_days after it was written, and multipart uploads left open by
+# a crashed task are aborted after a day. The gateway can never outlive this:
+# GATEWAY_MAX_RETENTION (ecs.tf) is the same var.retention_days, so it refuses
+# an X-Expires-At past now + retention_days with 400 and gives a Binary that
+# names no expiry exactly retention_days. The scheduled gc (gc.tf) removes
+# expired files from S3 when they expire, well before this rule would.
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
-  bucket = aws_s3_bucket.this.id
+  count  = var.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.this[0].id
 
   rule {
     id     = "expire-binaries"
@@ -88,14 +115,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 }
 
 data "aws_iam_policy_document" "bucket" {
+  count = var.create_bucket ? 1 : 0
+
   # TLS only: any request over plain HTTP is refused, whoever makes it.
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
     actions = ["s3:*"]
     resources = [
-      aws_s3_bucket.this.arn,
-      "${aws_s3_bucket.this.arn}/*",
+      aws_s3_bucket.this[0].arn,
+      "${aws_s3_bucket.this[0].arn}/*",
     ]
     principals {
       type        = "*"
@@ -110,9 +139,37 @@ data "aws_iam_policy_document" "bucket" {
 }
 
 resource "aws_s3_bucket_policy" "this" {
-  bucket = aws_s3_bucket.this.id
-  policy = data.aws_iam_policy_document.bucket.json
+  count  = var.create_bucket ? 1 : 0
+  bucket = aws_s3_bucket.this[0].id
+  policy = data.aws_iam_policy_document.bucket[0].json
 
   # A policy put before the public access block could be judged public.
   depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+# Browsers on var.cors_origins (GATEWAY_CORS_ORIGINS) follow download
+# redirects to, and upload-session parts straight into, S3: the bucket allows
+# GET, HEAD and PUT from exactly those origins and lets them read the ETag.
+resource "aws_s3_bucket_cors_configuration" "this" {
+  count  = var.create_bucket && length(var.cors_origins) > 0 ? 1 : 0
+  bucket = aws_s3_bucket.this[0].id
+
+  cors_rule {
+    allowed_methods = ["GET", "HEAD", "PUT"]
+    allowed_origins = var.cors_origins
+    allowed_headers = ["*"]
+    expose_headers  = ["ETag"]
+    max_age_seconds = 3600
+  }
+}
+
+# S3 server access logs of the content bucket (who read or wrote which
+# object, also through presigned URLs) go to the log bucket (logs.tf).
+resource "aws_s3_bucket_logging" "this" {
+  count         = var.create_bucket && var.access_logs_enabled ? 1 : 0
+  bucket        = aws_s3_bucket.this[0].id
+  target_bucket = local.logs_bucket_id
+  target_prefix = "s3/${local.bucket_name}/"
+
+  depends_on = [aws_s3_bucket_policy.logs]
 }

@@ -4,8 +4,8 @@ variable "name" {
   description = "Name of this gateway deployment; prefixes every resource (lower-case letters, digits, hyphens)."
   type        = string
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,22}[a-z0-9]$", var.name))
-    error_message = "name must be 3-24 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,22}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "name must be 3-24 characters of a-z, 0-9 and '-', starting with a letter, not ending with '-' and without '--' (the ElastiCache id <name>-catalog and the ALB name must accept it)."
   }
 }
 
@@ -100,8 +100,14 @@ variable "deletion_protection" {
 
 # ---- S3 ----
 
+variable "create_bucket" {
+  description = "Create the content bucket (with encryption, public access block, TLS-only policy and lifecycle rule); false uses the existing bucket_name and configures nothing on it."
+  type        = bool
+  default     = true
+}
+
 variable "bucket_name" {
-  description = "Bucket name; null makes <name>-binaries-<account id>."
+  description = "Bucket name; null makes <name>-binaries-<account id>. Required when create_bucket is false."
   type        = string
   default     = null
   validation {
@@ -147,7 +153,7 @@ variable "noncurrent_version_retention_days" {
 }
 
 variable "retention_days" {
-  description = "Days after which the lifecycle rule deletes objects under s3_prefix; also the default Binary expiry unless default_retention says otherwise."
+  description = "Days after which the lifecycle rule deletes objects under s3_prefix, and the gateway's maximum retention (GATEWAY_MAX_RETENTION): an X-Expires-At later than now + retention_days is refused with 400, and a Binary that names no expiry gets exactly retention_days."
   type        = number
   default     = 30
   validation {
@@ -213,6 +219,18 @@ variable "secrets_kms_key_arn" {
 }
 
 # ---- ECS ----
+
+variable "create_cluster" {
+  description = "Create the ECS cluster; false runs the service in the existing cluster_name."
+  type        = bool
+  default     = true
+}
+
+variable "cluster_name" {
+  description = "Existing ECS cluster (Fargate) to run in when create_cluster is false."
+  type        = string
+  default     = null
+}
 
 variable "container_image" {
   description = "Gateway image (e.g. <account>.dkr.ecr.<region>.amazonaws.com/fhir-binary-gateway:v1.2.3); pin a tag or digest."
@@ -394,12 +412,12 @@ variable "max_upload_size" {
 }
 
 variable "default_retention" {
-  description = "GATEWAY_DEFAULT_RETENTION: expiry of Binaries that name none; empty: retention_days (so the gateway expires them before the lifecycle rule does), 0: none."
+  description = "GATEWAY_DEFAULT_RETENTION: expiry of Binaries that name none, at most retention_days; empty: retention_days (the gateway's maximum retention)."
   type        = string
   default     = ""
   validation {
-    condition     = var.default_retention == "" || can(regex("^(0|([0-9]+(ns|us|ms|s|m|h))+)$", var.default_retention))
-    error_message = "default_retention must be empty, 0 or a Go duration such as 720h."
+    condition     = var.default_retention == "" || can(regex("^([0-9]+h)?([0-9]+m)?([0-9]+s)?$", var.default_retention)) && var.default_retention != ""
+    error_message = "default_retention must be empty or a duration of hours, minutes and seconds such as 168h or 90m."
   }
 }
 
@@ -441,6 +459,10 @@ variable "backend_timeout" {
   description = "GATEWAY_BACKEND_TIMEOUT: longest wait for Redis or S3 before answering 503."
   type        = string
   default     = "2s"
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.backend_timeout))
+    error_message = "backend_timeout must be a Go duration such as 2s."
+  }
 }
 
 variable "shutdown_grace_seconds" {
@@ -479,6 +501,10 @@ variable "tombstone_ttl" {
   description = "GATEWAY_TOMBSTONE_TTL: how long a deleted or expired id keeps answering 410."
   type        = string
   default     = "720h"
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.tombstone_ttl))
+    error_message = "tombstone_ttl must be a Go duration such as 720h."
+  }
 }
 
 variable "redis_prefix" {
@@ -505,4 +531,134 @@ variable "read_header_timeout" {
   description = "GATEWAY_READ_HEADER_TIMEOUT: longest time to read request headers."
   type        = string
   default     = "10s"
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.read_header_timeout))
+    error_message = "read_header_timeout must be a Go duration such as 10s."
+  }
+}
+
+variable "cors_origins" {
+  description = "GATEWAY_CORS_ORIGINS: browser origins (https://app.example.org) allowed by CORS; the bucket's CORS rule allows GET, HEAD and PUT from the same origins and exposes ETag."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for o in var.cors_origins : can(regex("^https?://[^/*]+$", o))])
+    error_message = "cors_origins must be origins such as https://app.example.org (scheme and host, no path, no wildcard)."
+  }
+}
+
+variable "import_prefixes" {
+  description = "GATEWAY_IMPORT_PREFIXES: key prefixes (inside s3_prefix) that $import may register; empty: the gateway's own default. The export_writer_policy_json output allows writing exactly there."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.import_prefixes : length(trimprefix(p, "/")) > 0 && !strcontains(p, "..") && endswith(p, "/")])
+    error_message = "import_prefixes must be non-empty key prefixes ending in '/', without '..'."
+  }
+}
+
+variable "store_gzip_types" {
+  description = "GATEWAY_STORE_GZIP: media types stored gzip-compressed; null: the gateway's default (the ndjson types)."
+  type        = list(string)
+  default     = null
+  validation {
+    condition     = var.store_gzip_types == null || length(coalesce(var.store_gzip_types, [])) > 0
+    error_message = "store_gzip_types must be null (the default) or name at least one media type: ECS drops empty environment values, so an empty list cannot reach the gateway."
+  }
+}
+
+variable "upload_session_ttl" {
+  description = "GATEWAY_UPLOAD_SESSION_TTL: longest life of an upload session (Go duration)."
+  type        = string
+  default     = "24h"
+  validation {
+    condition     = can(regex("^([0-9]+(ns|us|ms|s|m|h))+$", var.upload_session_ttl))
+    error_message = "upload_session_ttl must be a Go duration such as 24h."
+  }
+}
+
+# ---- logs, audit and compliance ----
+
+variable "access_logs_enabled" {
+  description = "ALB access logs and S3 server access logs of the content bucket, into the log bucket (access_logs_bucket, or one the module makes)."
+  type        = bool
+  default     = false
+}
+
+variable "access_logs_bucket" {
+  description = "Existing bucket for the access logs (its policy must let the ELB and S3 log delivery write); null: the module makes <name>-logs-<account id>."
+  type        = string
+  default     = null
+}
+
+variable "access_logs_retention_days" {
+  description = "Days the module's log bucket keeps access logs (default: six years)."
+  type        = number
+  default     = 2192
+  validation {
+    condition     = var.access_logs_retention_days >= 1 && floor(var.access_logs_retention_days) == var.access_logs_retention_days
+    error_message = "access_logs_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "audit_log_group_enabled" {
+  description = "AuditEvent lines go to their own log group (through the audit-router sidecar); false: they go to stdout with the application log."
+  type        = bool
+  default     = true
+}
+
+variable "audit_log_retention_days" {
+  description = "Days CloudWatch keeps the AuditEvent log group; default 2192, the first CloudWatch value of at least six years (HIPAA 45 CFR 164.316(b)(2))."
+  type        = number
+  default     = 2192
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.audit_log_retention_days)
+    error_message = "audit_log_retention_days must be a value CloudWatch Logs accepts (..., 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "audit_router_image" {
+  description = "Image of the audit-router sidecar (needs sh, mkfifo, chown, cat and test: busybox); pin a tag or digest."
+  type        = string
+  default     = "public.ecr.aws/docker/library/busybox:1.37.0"
+  validation {
+    condition     = length(var.audit_router_image) > 0 && !endswith(var.audit_router_image, ":latest")
+    error_message = "audit_router_image must be set and pinned (not :latest)."
+  }
+}
+
+# ---- operations ----
+
+variable "gc_enabled" {
+  description = "Run `fhir-binary-gateway gc` on gc_schedule (EventBridge Scheduler → ECS RunTask), so expired and deleted files leave S3 soon after they expire."
+  type        = bool
+  default     = true
+}
+
+variable "gc_schedule" {
+  description = "EventBridge Scheduler expression for gc, e.g. rate(1 hour) or cron(15 * * * ? *)."
+  type        = string
+  default     = "rate(1 hour)"
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.gc_schedule))
+    error_message = "gc_schedule must be rate(N unit) or cron(...)."
+  }
+}
+
+variable "metrics_security_group_ids" {
+  description = "Security groups (e.g. Prometheus) that may reach the tasks' port 8080 for /metrics, which the ALB does not serve."
+  type        = list(string)
+  default     = []
+}
+
+variable "s3_endpoint_route_table_ids" {
+  description = "Route tables of the private subnets to attach an S3 gateway VPC endpoint to (streamed traffic off the NAT gateway); empty: no endpoint."
+  type        = list(string)
+  default     = []
+}
+
+variable "api_gateway_in_front" {
+  description = "The ALB is fronted by API Gateway (10 MB payloads, 29 s): the module then requires redirect_min_size and max_upload_size under 10MB and download_mode auto or redirect; larger uploads use upload sessions."
+  type        = bool
+  default     = false
 }
