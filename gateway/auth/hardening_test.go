@@ -61,7 +61,12 @@ func TestMalformedTokensRefused(t *testing.T) {
 		{"client_id too long", iss.Token(with("client_id", strings.Repeat("c", 257)))},
 		{"tenant a number", iss.Token(with("tenant", 3))},
 		{"scope a list", iss.Token(with("scope", []string{"system/Binary.read"}))},
-		{"scp of numbers", iss.Token(func() jwt.MapClaims { c := iss.Claims("client-a", ""); delete(c, "scope"); c["scp"] = []any{1}; return c }())},
+		{"scp of numbers", iss.Token(func() jwt.MapClaims {
+			c := iss.Claims("client-a", "")
+			delete(c, "scope")
+			c["scp"] = []any{1}
+			return c
+		}())},
 	}
 	for _, c := range bad {
 		if _, err := v.Verify(t.Context(), c.token); !errors.Is(err, auth.ErrInvalidToken) {
