@@ -84,6 +84,12 @@ func toProblem(err error) *Problem {
 		return echoProblem(he)
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
+	case errors.Is(err, storage.ErrRejected):
+		// The store refused what the request asked it to keep (S3: user
+		// metadata over 2 KiB): retrying cannot help, and S3 is not down.
+		p = badRequest("the object store refused the request: its content type, filename or security label is too long")
+		p.cause = err
+		return p
 	}
 	p = problem(http.StatusInternalServerError, "exception", "internal error")
 	p.cause = err
@@ -115,8 +121,9 @@ func echoProblem(he *echo.HTTPError) *Problem {
 func (s *Server) handleError(err error, c echo.Context) {
 	p := toProblem(err)
 	if p.Status >= 500 && !errors.Is(err, context.Canceled) {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "status", p.Status, "error", err.Error(), "request_id", requestID(c))
+		s.log.ErrorContext(c.Request().Context(), "request failed", "status", p.Status, "error", truncate(err.Error(), 4*maxLoggedField), "request_id", requestID(c))
 	}
+	s.auditUnrouted(c, err)
 	if c.Response().Committed {
 		if errors.Is(err, context.Canceled) {
 			return
@@ -152,6 +159,60 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if werr := c.Blob(p.Status, mimeFHIRJSON, body); werr != nil {
 		s.log.DebugContext(c.Request().Context(), "error response not written", "error", werr.Error())
 	}
+}
+
+// auditUnrouted writes the AuditEvent of a request to a FHIR route that no
+// guarded handler answered: a 405, an unmatched path (a trailing slash, an
+// unknown operation), a 414. Every request to a FHIR route, allowed or
+// refused, writes one (issue 10, item 6).
+func (s *Server) auditUnrouted(c echo.Context, err error) {
+	if accessOf(c).written || !s.fhirPath(c.Request().URL.Path) {
+		return
+	}
+	var he *echo.HTTPError
+	if c.Path() == "" || errors.As(err, &he) && (he.Code == http.StatusNotFound || he.Code == http.StatusMethodNotAllowed) {
+		s.noteSubtype(c, methodInteraction(c.Request().Method))
+	}
+	if accessOf(c).principal == nil && s.verifier != nil && c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+		// Name the caller when its token is good; a bad one stays anonymous.
+		_ = s.authenticate(c)
+	}
+	s.auditAfter(c, err)
+}
+
+// methodInteraction is the restful-interaction a request's method asks for
+// when no route says more.
+func methodInteraction(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return "read"
+	case http.MethodPost:
+		return "create"
+	case http.MethodPut:
+		return "update"
+	case http.MethodPatch:
+		return "patch"
+	case http.MethodDelete:
+		return "delete"
+	}
+	return "operation"
+}
+
+// fhirPath reports whether path is one of the FHIR routes that touch
+// Binaries (those under /Binary, and the gateway's signed URLs).
+func (s *Server) fhirPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, s.cfg.BasePath)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return false
+	}
+	if rest == "/_signed" || strings.HasPrefix(rest, "/_signed/") {
+		return true
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	if s.cfg.MultiTenant {
+		_, rest, _ = strings.Cut(rest, "/")
+	}
+	return rest == "Binary" || strings.HasPrefix(rest, "Binary/")
 }
 
 // logAttrs is a small helper so handlers can log with the request id.

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -14,6 +16,70 @@ import (
 )
 
 const ctxRequestID = "request_id"
+
+// What one request can make the gateway hold or write is bounded (issue 10,
+// item 1). net/http already caps the request line and headers together at
+// MaxHeaderBytes (1 MiB by default), but a request within that cap was
+// parsed, logged and audited whole: a 1 MiB query became a 2.7 MiB
+// AuditEvent. Beyond these limits the request is refused before anything
+// parses its query.
+const (
+	// MaxRequestTarget is the longest request target (path and query, as
+	// sent) served; a longer one is 414. Apache's LimitRequestLine and
+	// nginx's default buffers are about the same; a search longer than this
+	// goes in a POST /Binary/_search body.
+	MaxRequestTarget = 8 << 10
+	// maxLoggedPath and maxLoggedField bound what the request log and error
+	// log lines carry of anything a client chose.
+	maxLoggedPath  = 512
+	maxLoggedField = 256
+)
+
+// MaxHeaderBytes is what the http.Server serving the gateway should set as
+// its MaxHeaderBytes: the request line and every header together. The
+// request line is read by net/http before any handler runs, so only this
+// bounds it: at net/http's default of 1 MiB, 64 clients sending 1 MiB
+// request lines grew the process by over 120 MiB before the gateway could
+// answer 414. 32 KiB holds MaxRequestTarget, a large bearer token and the
+// usual headers. (net/http answers a longer head with a plain 431.)
+const MaxHeaderBytes = 32 << 10
+
+// boundRequest answers 414 for a request target over MaxRequestTarget. The
+// oversized query is dropped from the request and the path cut short, so
+// that neither the audit nor the log nor a handler ever holds or copies it.
+func (s *Server) boundRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.RequestURI)
+		if n == 0 { // a request built in process rather than read off the wire
+			n = len(r.URL.EscapedPath()) + len(r.URL.RawQuery) + 1
+		}
+		if n <= MaxRequestTarget {
+			return next(c)
+		}
+		u := *r.URL
+		u.RawQuery, u.ForceQuery, u.RawPath, u.Fragment, u.RawFragment = "", false, "", "", ""
+		u.Path = truncate(u.Path, maxLoggedPath)
+		r.URL, r.RequestURI = &u, ""
+		return problem(http.StatusRequestURITooLong, "too-long", "the request target is %d bytes; at most %d are served (a long search goes in the body of POST /Binary/_search)", n, MaxRequestTarget)
+	}
+}
+
+// ipExtractor is the client address the log and the audit record. Only the
+// configured proxies (GATEWAY_TRUSTED_PROXIES) are believed when they say,
+// in X-Forwarded-For, whom they forward for; X-Real-IP is never read. Echo's
+// defaults would also trust every loopback, link-local and private address.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
 
 // A client-supplied request id is echoed only when it is short and plain, so
 // that it cannot smuggle anything into logs or headers.
@@ -72,7 +138,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}()
 		err := next(c)
 		if err != nil {
-			c.Error(err)
+			c.Error(err) // audits an unrouted FHIR request with its reason
+		} else {
+			s.auditUnrouted(c, nil) // OPTIONS, answered by the router itself
 		}
 		aborted = false
 		s.record(c, start, strconv.Itoa(c.Response().Status))
@@ -110,11 +178,11 @@ func (s *Server) record(c echo.Context, start time.Time, status string) {
 	}
 	s.log.Info("request", logAttrs(c,
 		"method", method,
-		"path", c.Request().URL.Path,
+		"path", truncate(c.Request().URL.Path, maxLoggedPath),
 		"route", route,
 		"status", status,
 		"bytes", res.Size,
 		"duration_ms", float64(elapsed.Microseconds())/1000,
-		"remote", c.RealIP(),
+		"remote", truncate(c.RealIP(), 64),
 	)...)
 }

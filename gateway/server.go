@@ -117,7 +117,8 @@ func New(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.observe, s.recoverPanics)
+	e.IPExtractor = ipExtractor(d.Config.TrustedProxies)
+	e.Use(s.requestID, s.observe, s.boundRequest, s.recoverPanics)
 	s.routes(e)
 	e.GET("/metrics", metricsHandler(reg))
 	s.echo = e
@@ -151,6 +152,7 @@ func (s *Server) routes(e *echo.Echo) {
 	// Every Binary route checks the bearer token and writes an AuditEvent.
 	fhir.POST("/Binary", s.create, s.guard)
 	fhir.GET("/Binary", s.search, s.guard)
+	fhir.POST("/Binary/_search", s.searchForm, s.guard)
 	fhir.POST("/Binary/:op", s.importOp, s.guard)
 	fhir.Match(get, "/Binary/:id", s.read, s.guard)
 	fhir.PUT("/Binary/:id", s.update, s.guard)

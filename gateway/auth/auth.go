@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
@@ -134,12 +136,41 @@ func (j *JWT) Close() { j.cancel() }
 // the principal.
 func (j *JWT) Verify(ctx context.Context, raw string) (Principal, error) {
 	claims := jwt.MapClaims{}
-	if _, err := j.parser.ParseWithClaims(raw, claims, j.keys(ctx)); err != nil {
+	tok, err := j.parser.ParseWithClaims(raw, claims, j.keys(ctx))
+	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
-	p := Principal{Subject: str(claims["sub"])}
+	// RFC 7515 §4.1.11: a recipient must refuse a token whose crit lists
+	// an extension it does not understand; this verifier understands none.
+	if _, ok := tok.Header["crit"]; ok {
+		return Principal{}, fmt.Errorf("%w: the token has a crit header parameter this server does not understand", ErrInvalidToken)
+	}
+	return j.principal(claims)
+}
+
+// principal reads who the token speaks for. An identity claim that is
+// present but not a non-empty string is refused, never skipped: falling
+// back to the next claim would let a token choose whose Binaries it sees.
+func (j *JWT) principal(claims jwt.MapClaims) (Principal, error) {
+	ident := map[string]string{}
+	names := []string{"client_id", "azp", "sub"}
+	if j.opts.TenantClaim != "" {
+		names = append(names, j.opts.TenantClaim)
+	}
+	for _, c := range names {
+		v, ok := claims[c]
+		if !ok {
+			continue
+		}
+		s, isStr := v.(string)
+		if !isStr || s == "" || !plain(s) {
+			return Principal{}, fmt.Errorf("%w: the %s claim is not a plain non-empty string", ErrInvalidToken, c)
+		}
+		ident[c] = s
+	}
+	p := Principal{Subject: ident["sub"]}
 	for _, c := range []string{"client_id", "azp", "sub"} {
-		if p.Client = str(claims[c]); p.Client != "" {
+		if p.Client = ident[c]; p.Client != "" {
 			break
 		}
 	}
@@ -147,10 +178,31 @@ func (j *JWT) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: the token names no client (client_id, azp or sub)", ErrInvalidToken)
 	}
 	if j.opts.TenantClaim != "" {
-		p.Tenant = str(claims[j.opts.TenantClaim])
+		p.Tenant = ident[j.opts.TenantClaim]
 	}
-	p.Scopes = ParseScopes(scopeClaim(claims))
+	scopes, err := scopeClaim(claims)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	p.Scopes = ParseScopes(scopes)
 	return p, nil
+}
+
+// maxIdentity bounds an identity claim: it is logged and audited with every
+// request, and owns Binaries.
+const maxIdentity = 256
+
+// plain: printable ASCII or any non-control rune, at most maxIdentity bytes.
+func plain(s string) bool {
+	if len(s) > maxIdentity || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // reason is a short, token-free account of why parsing failed.
@@ -178,28 +230,32 @@ func reason(err error) string {
 	return "the token could not be verified"
 }
 
-func str(v any) string {
-	s, _ := v.(string)
-	return s
-}
-
-// scopeClaim reads "scope" (space-separated, RFC 8693) or "scp" (a list
-// or a string, as some servers send).
-func scopeClaim(c jwt.MapClaims) string {
-	if s, ok := c["scope"].(string); ok {
-		return s
+// scopeClaim reads "scope" (a space-separated string, RFC 8693) or "scp"
+// (a list of strings, or a string, as some servers send). A scope claim of
+// any other shape is refused rather than read as no scopes.
+func scopeClaim(c jwt.MapClaims) (string, error) {
+	if v, ok := c["scope"]; ok {
+		s, isStr := v.(string)
+		if !isStr {
+			return "", errors.New("the scope claim is not a string")
+		}
+		return s, nil
 	}
 	switch v := c["scp"].(type) {
+	case nil:
+		return "", nil
 	case string:
-		return v
+		return v, nil
 	case []any:
 		parts := make([]string, 0, len(v))
 		for _, e := range v {
-			if s, ok := e.(string); ok {
-				parts = append(parts, s)
+			s, ok := e.(string)
+			if !ok || strings.Contains(s, " ") {
+				return "", errors.New("the scp claim is not a list of scope strings")
 			}
+			parts = append(parts, s)
 		}
-		return strings.Join(parts, " ")
+		return strings.Join(parts, " "), nil
 	}
-	return ""
+	return "", errors.New("the scp claim is neither a string nor a list")
 }

@@ -34,18 +34,37 @@ type Scopes []scope
 // not: a Binary has no patient compartment the gateway could check.
 var honouredContexts = map[string]bool{"system": true, "user": true}
 
-// ParseScopes reads space-separated SMART scopes, v1 (`system/Binary.read`,
+// ParseScopes reads SMART scopes separated by ASCII spaces (RFC 6749 §3.3:
+// scope = scope-token *( SP scope-token )); no other whitespace separates,
+// so "x\u00a0system/Binary.read" is one malformed token that grants nothing.
+// It reads space-separated SMART scopes, v1 (`system/Binary.read`,
 // `.write`, `.*`) and v2 (`system/Binary.rs`, `.cruds`) alike. A v2 scope's
 // query part (`?category=…`) narrows it to something the gateway cannot
 // check, so such a scope grants nothing.
 func ParseScopes(s string) Scopes {
 	var out Scopes
-	for _, f := range strings.Fields(s) {
+	for _, f := range strings.Split(s, " ") {
+		if !scopeToken(f) {
+			continue
+		}
 		if sc, ok := parseScope(f); ok {
 			out = append(out, sc)
 		}
 	}
 	return out
+}
+
+// scopeToken: RFC 6749's scope-token, 1*( %x21 / %x23-5B / %x5D-7E ).
+func scopeToken(f string) bool {
+	if f == "" {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		if c := f[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func parseScope(f string) (scope, bool) {

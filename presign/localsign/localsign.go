@@ -79,14 +79,13 @@ func (s *Signer) Presign(ctx context.Context, r presign.Request) (presign.URL, e
 	return presign.URL{URL: u, Expires: time.Unix(expires, 0)}, nil
 }
 
-// escapeKey escapes each segment of key for a URL path, keeping the '/'
-// between them readable.
+// escapeKey escapes key for a URL path exactly as net/url would print the
+// decoded path back (url.URL.EscapedPath). Any other spelling, such as
+// url.PathEscape's %2C for ',' and %3B for ';', makes net/url keep a RawPath,
+// and echo routes on the raw path: the wildcard would then hold the escaped
+// key and no signature would match it.
 func escapeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	return strings.Join(segs, "/")
+	return (&url.URL{Path: key}).EscapedPath()
 }
 
 // Verify checks a URL this Signer issued: key is the unescaped path after
@@ -119,7 +118,15 @@ func (s *Signer) Verify(key string, q url.Values, now time.Time) (Grant, error) 
 		return Grant{}, fmt.Errorf("%w: sig is not a hex SHA-256 HMAC", ErrMalformed)
 	}
 	if !hmac.Equal(sig, s.sign(key, exp, ct, cd)) {
-		return Grant{}, ErrBadSignature
+		// A client or proxy that re-escaped the path (',' as %2C) hands the
+		// router the raw path, so the key arrives still escaped. The
+		// signature covers the key, so the unescaped key is granted only
+		// when it is the one signed.
+		raw, err := url.PathUnescape(key)
+		if err != nil || raw == key || !hmac.Equal(sig, s.sign(raw, exp, ct, cd)) {
+			return Grant{}, ErrBadSignature
+		}
+		key = raw
 	}
 	g := Grant{Key: key, ContentType: ct, ContentDisposition: cd, Expires: time.Unix(expires, 0)}
 	if !now.Before(g.Expires) {

@@ -2,6 +2,8 @@ package localsign
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"fhir-binary-gateway/presign"
 )
@@ -211,5 +215,55 @@ func TestSecretCreatedOnceUnderRace(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	if len(entries) != 1 {
 		t.Errorf("temp files left beside the secret: %v", entries)
+	}
+}
+
+// TestAwkwardKeysThroughTheRouter: the key comes back out of the URL the way
+// the gateway's route reads it (echo's wildcard, which is cut from the raw
+// path when net/url keeps one), for keys with ',' and ';' too (issue 10,
+// item 10), and also when a client re-escapes the path.
+func TestAwkwardKeysThroughTheRouter(t *testing.T) {
+	s := New(secret)
+	e := echo.New()
+	var got string
+	e.GET("/fhir/r4/_signed/*", func(c echo.Context) error {
+		g, err := s.Verify(strings.TrimPrefix(c.Param("*"), "/"), c.QueryParams(), now.Add(time.Minute))
+		if err != nil {
+			return c.String(http.StatusForbidden, err.Error())
+		}
+		got = g.Key
+		return c.NoContent(http.StatusNoContent)
+	})
+	serve := func(t *testing.T, raw string) (int, string) {
+		t.Helper()
+		got = ""
+		req := httptest.NewRequest(http.MethodGet, raw, nil)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, key := range []string{
+		"exports/a,b/Patient.ndjson", "exports/a;b/x;y=1.ndjson", "k,;=@:$&+!*'()~",
+		"exports/job 1/Patient+ö%41?#.ndjson", "exports/100%2C/literal", "a/%3B",
+	} {
+		u, err := s.Presign(t.Context(), request(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := serve(t, u.URL); code != http.StatusNoContent || got != key {
+			t.Errorf("key %q: %d %s, granted %q (URL %s)", key, code, body, got, u.URL)
+		}
+		// The same URL with every ',' and ';' of the path escaped.
+		path, query, _ := strings.Cut(u.URL, "?")
+		reesc := strings.NewReplacer(",", "%2C", ";", "%3B").Replace(path) + "?" + query
+		if code, body := serve(t, reesc); code != http.StatusNoContent || got != key {
+			t.Errorf("key %q re-escaped: %d %s, granted %q (URL %s)", key, code, body, got, reesc)
+		}
+	}
+	// Re-escaping never grants another key than the one signed.
+	u, _ := s.Presign(t.Context(), request("a,b"))
+	path, query, _ := strings.Cut(u.URL, "?")
+	if code, _ := serve(t, strings.Replace(path, "a,b", "a%2Cc", 1)+"?"+query); code != http.StatusForbidden {
+		t.Errorf("a tampered key answered %d", code)
 	}
 }

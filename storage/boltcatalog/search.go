@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/query"
 )
-
-func lexBound(t time.Time) string { return fmt.Sprintf("%020d", max(t.UnixNano(), 0)) }
 
 // Search seeks the (tenant, owner) index to the cursor and reads one page, so
 // a page costs O(log N + page). Total counts the index keys in the range, a
@@ -23,9 +20,11 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	if err := ctx.Err(); err != nil {
 		return storage.Page{}, err
 	}
-	after, err := decodeCursor(q.Cursor)
+	after, err := query.DecodeCursor(q.Cursor)
 	if err != nil {
-		return storage.Page{}, err
+		// No sentinel fits a tampered cursor better: the page it names
+		// does not exist.
+		return storage.Page{}, fmt.Errorf("boltcatalog: %w: %w", err, storage.ErrNotFound)
 	}
 	if q.Now.IsZero() {
 		q.Now = time.Now()
@@ -49,11 +48,11 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 	prefix := indexPrefix(q.Tenant, q.Owner)
 	lo := prefix
 	if !q.From.IsZero() {
-		lo = append(bytes.Clone(prefix), lexBound(q.From)...)
+		lo = append(bytes.Clone(prefix), query.Bound(q.From)...)
 	}
 	var hi []byte // exclusive; nil: the end of the prefix
 	if !q.To.IsZero() {
-		hi = append(bytes.Clone(prefix), lexBound(q.To)...)
+		hi = append(bytes.Clone(prefix), query.Bound(q.To)...)
 	}
 	inRange := func(k []byte) bool {
 		return k != nil && bytes.HasPrefix(k, prefix) && (hi == nil || bytes.Compare(k, hi) < 0)
@@ -81,11 +80,11 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 	}
 	for ; inRange(k); k, _ = cur.Next() {
 		if len(page.Items) == q.Count {
-			page.Next = encodeCursor(last)
+			page.Next = query.EncodeCursor(last)
 			break
 		}
 		member := string(k[len(prefix):])
-		v := heads.Get(headKey(storage.Ref{Tenant: q.Tenant, ID: member[21:]}))
+		v := heads.Get(headKey(storage.Ref{Tenant: q.Tenant, ID: query.MemberID(member)}))
 		if v == nil {
 			skipped++
 			continue
@@ -101,29 +100,15 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 		page.Items = append(page.Items, b)
 		last = member
 	}
-	// The index keeps entries of expired Binaries until gc: a first page
-	// that is also the last knows the total exactly, any other page takes
-	// off what it skipped.
-	if after == "" && page.Next == "" {
-		page.Total = len(page.Items)
-	} else {
-		page.Total = max(page.Total-skipped, len(page.Items))
-	}
-	return page, nil
+	// The index keeps entries of expired Binaries until gc.
+	return query.ExactTotal(page, after, skipped), nil
 }
 
 // searchIDs answers an _id search by reading those records directly.
 func searchIDs(tx *bolt.Tx, q storage.Query, after string) (storage.Page, error) {
-	ids := slices.Clone(q.IDs)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	type hit struct {
-		member string
-		b      storage.Binary
-	}
-	var hits []hit
 	heads := tx.Bucket(headsBucket)
-	for _, id := range ids {
+	var records []storage.Binary
+	for _, id := range query.IDs(q) {
 		v := heads.Get(headKey(storage.Ref{Tenant: q.Tenant, ID: id}))
 		if v == nil {
 			continue
@@ -132,28 +117,7 @@ func searchIDs(tx *bolt.Tx, q storage.Query, after string) (storage.Page, error)
 		if err != nil {
 			return storage.Page{}, err
 		}
-		if b.Deleted || b.Owner != q.Owner || b.Expired(q.Now) ||
-			(!q.From.IsZero() && b.LastUpdated.Before(q.From)) || (!q.To.IsZero() && !b.LastUpdated.Before(q.To)) {
-			continue
-		}
-		hits = append(hits, hit{indexMember(b.LastUpdated, b.ID), b})
+		records = append(records, b)
 	}
-	slices.SortFunc(hits, func(a, b hit) int { return strings.Compare(a.member, b.member) })
-	page := storage.Page{Total: len(hits)}
-	if q.Count <= 0 {
-		return page, nil
-	}
-	var last string
-	for _, h := range hits {
-		if h.member <= after {
-			continue
-		}
-		if len(page.Items) == q.Count {
-			page.Next = encodeCursor(last)
-			break
-		}
-		page.Items = append(page.Items, h.b)
-		last = h.member
-	}
-	return page, nil
+	return query.PageOf(q, after, records), nil
 }

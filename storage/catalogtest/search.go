@@ -114,6 +114,9 @@ func testSearchLastUpdated(t *testing.T, c storage.Catalog) {
 		put(t, c, owned("", fmt.Sprintf("r%d", i), "x", base.Add(time.Duration(i)*time.Second)))
 	}
 	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	y2263 := time.Date(2263, 1, 1, 0, 0, 0, 0, time.UTC)
+	y2300 := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	all := []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"}
 	for _, tc := range []struct {
 		name     string
 		from, to time.Time
@@ -124,10 +127,23 @@ func testSearchLastUpdated(t *testing.T, c storage.Catalog) {
 		{"before 2s", time.Time{}, at(2), []string{"r0", "r1"}},
 		{"just after r4", at(4).Add(time.Nanosecond), at(6), []string{"r5"}},
 		{"empty", at(5), at(5), []string{}},
+		// Past 2262 UnixNano wraps: a bound there must still be "after
+		// every Binary", not a time in 1677 (issue 10, item 9).
+		{"from 2263", y2263, time.Time{}, []string{}},
+		{"before 2300", time.Time{}, y2300, all},
+		{"from 2263 before 2300", y2263, y2300, []string{}},
+		{"from 1600 before 2300", time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), y2300, all},
+		{"from 8s before 3000", at(8), time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), []string{"r8", "r9"}},
 	} {
 		p := search(t, c, storage.Query{Owner: "x", From: tc.from, To: tc.to})
 		if got := ids(p.Items); !slices.Equal(got, tc.want) || p.Total != len(tc.want) {
 			t.Errorf("%s: %q total %d, want %q", tc.name, got, p.Total, tc.want)
+		}
+		// The same bounds on an _id search, which filters records instead
+		// of reading an index range.
+		p = search(t, c, storage.Query{Owner: "x", IDs: all, From: tc.from, To: tc.to})
+		if got := ids(p.Items); !slices.Equal(got, tc.want) || p.Total != len(tc.want) {
+			t.Errorf("%s, by _id: %q total %d, want %q", tc.name, got, p.Total, tc.want)
 		}
 	}
 }

@@ -2,18 +2,15 @@ package rediscatalog
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/query"
 )
 
 // indexKey is the sorted set of one owner's Binaries within a tenant.
@@ -21,47 +18,19 @@ func (c *Catalog) indexKey(tenant, owner string) string {
 	return c.ns + ":i:{" + tenant + "\x1f" + owner + "}"
 }
 
-// indexMember sorts by lastUpdated, then id, under lexicographic order: the
-// time is zero-padded unix nanoseconds (times before 1970 sort as 1970).
-func indexMember(lastUpdated time.Time, id string) string {
-	return fmt.Sprintf("%020d:%s", max(lastUpdated.UnixNano(), 0), id)
-}
-
-func lexBound(t time.Time) string { return fmt.Sprintf("%020d", max(t.UnixNano(), 0)) }
+// indexMember sorts by lastUpdated, then id (storage/query has the rule).
+func indexMember(lastUpdated time.Time, id string) string { return query.Member(lastUpdated, id) }
 
 // inFlightWindow is how long an index entry without its record is taken for
 // a write in progress rather than a leftover of a crash.
 const inFlightWindow = 5 * time.Minute
 
-// memberTime is the lastUpdated part of an index member.
-func memberTime(m string) time.Time {
-	n, err := strconv.ParseInt(m[:20], 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
-}
-
-// memberID is the id part of an index member (ids never contain ':').
-func memberID(m string) string { return m[21:] }
-
-// The cursor is the last index member of the previous page: paging resumes
-// just after it, so updates and deletes elsewhere neither repeat nor skip
-// unrelated Binaries.
-func encodeCursor(member string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(member))
-}
-
 func decodeCursor(cursor string) (string, error) {
-	if cursor == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	m := string(b)
-	if err != nil || len(m) < 22 || m[20] != ':' || strings.Trim(m[:20], "0123456789") != "" {
+	m, err := query.DecodeCursor(cursor)
+	if err != nil {
 		// No sentinel fits a tampered cursor better: the page it names
 		// does not exist.
-		return "", fmt.Errorf("rediscatalog: bad search cursor: %w", storage.ErrNotFound)
+		return "", fmt.Errorf("rediscatalog: %w: %w", err, storage.ErrNotFound)
 	}
 	return m, nil
 }
@@ -85,10 +54,10 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	key := c.indexKey(q.Tenant, q.Owner)
 	lo, hi := "-", "+"
 	if !q.From.IsZero() {
-		lo = "[" + lexBound(q.From)
+		lo = "[" + query.Bound(q.From)
 	}
 	if !q.To.IsZero() {
-		hi = "(" + lexBound(q.To)
+		hi = "(" + query.Bound(q.To)
 	}
 	total, err := c.client.ZLexCount(ctx, key, lo, hi).Result()
 	if err != nil {
@@ -113,7 +82,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 		}
 		ids := make([]string, len(batch))
 		for i, m := range batch {
-			ids[i] = memberID(m)
+			ids[i] = query.MemberID(m)
 		}
 		records, err := c.currentRecords(ctx, q.Tenant, ids)
 		if err != nil {
@@ -123,7 +92,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 		var orphans []string // entries with no current record
 		for i, m := range batch {
 			if len(page.Items) == q.Count {
-				page.Next = encodeCursor(last)
+				page.Next = query.EncodeCursor(last)
 				break
 			}
 			lo = "(" + m
@@ -134,7 +103,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 			case b.Owner != q.Owner || indexMember(b.LastUpdated, b.ID) != m || b.Expired(time.Now()):
 				// Put writes the entry before the record: an entry newer
 				// than its record may belong to a write still in flight.
-				if !memberTime(m).After(b.LastUpdated) || memberTime(m).Before(time.Now().Add(-inFlightWindow)) {
+				if !query.MemberTime(m).After(b.LastUpdated) || query.MemberTime(m).Before(time.Now().Add(-inFlightWindow)) {
 					stale = append(stale, m)
 				}
 			case b.Expired(q.Now):
@@ -157,7 +126,7 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 			_ = c.client.ZRem(ctx, key, stale...).Err()
 		}
 		if page.Next != "" || len(batch) <= need {
-			return exactTotal(page, q.Cursor, skipped), nil
+			return query.ExactTotal(page, q.Cursor, skipped), nil
 		}
 	}
 	// The page filled on the batch's last member: look one further.
@@ -166,63 +135,25 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 		return storage.Page{}, mapError(ctx, "search", err)
 	}
 	if len(more) > 0 {
-		page.Next = encodeCursor(last)
+		page.Next = query.EncodeCursor(last)
 	}
-	return exactTotal(page, q.Cursor, skipped), nil
-}
-
-// exactTotal corrects the index count by what the page found gone (the
-// index drops such entries only lazily): a first page that is also the last
-// knows the total exactly.
-func exactTotal(page storage.Page, cursor string, skipped int) storage.Page {
-	if cursor == "" && page.Next == "" {
-		page.Total = len(page.Items)
-	} else {
-		page.Total = max(page.Total-skipped, len(page.Items))
-	}
-	return page
+	return query.ExactTotal(page, q.Cursor, skipped), nil
 }
 
 // searchIDs answers an _id search by reading those records directly: the
 // list is short, so there is no index to walk.
 func (c *Catalog) searchIDs(ctx context.Context, q storage.Query, after string) (storage.Page, error) {
-	ids := slices.Clone(q.IDs)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	records, err := c.currentRecords(ctx, q.Tenant, ids)
+	records, err := c.currentRecords(ctx, q.Tenant, query.IDs(q))
 	if err != nil {
 		return storage.Page{}, err
 	}
-	type hit struct {
-		member string
-		b      storage.Binary
-	}
-	var hits []hit
+	live := make([]storage.Binary, 0, len(records))
 	for _, b := range records {
-		if b == nil || b.Owner != q.Owner || b.Expired(q.Now) ||
-			(!q.From.IsZero() && b.LastUpdated.Before(q.From)) || (!q.To.IsZero() && !b.LastUpdated.Before(q.To)) {
-			continue
+		if b != nil {
+			live = append(live, *b)
 		}
-		hits = append(hits, hit{indexMember(b.LastUpdated, b.ID), *b})
 	}
-	slices.SortFunc(hits, func(a, b hit) int { return strings.Compare(a.member, b.member) })
-	page := storage.Page{Total: len(hits)}
-	if q.Count <= 0 {
-		return page, nil
-	}
-	var last string
-	for _, h := range hits {
-		if h.member <= after {
-			continue
-		}
-		if len(page.Items) == q.Count {
-			page.Next = encodeCursor(last)
-			break
-		}
-		page.Items = append(page.Items, h.b)
-		last = h.member
-	}
-	return page, nil
+	return query.PageOf(q, after, live), nil
 }
 
 // goneEntries picks, of index entries whose record is missing, those that
@@ -232,14 +163,14 @@ func (c *Catalog) goneEntries(ctx context.Context, tenant string, members []stri
 	pipe := c.client.Pipeline()
 	cmds := make([]*redis.StringCmd, len(members))
 	for i, m := range members {
-		cmds[i] = pipe.Get(ctx, c.binaryKey(storage.Ref{Tenant: tenant, ID: memberID(m)}, "head"))
+		cmds[i] = pipe.Get(ctx, c.binaryKey(storage.Ref{Tenant: tenant, ID: query.MemberID(m)}, "head"))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, mapError(ctx, "search", err)
 	}
 	var out []any
 	for i, m := range members {
-		at := memberTime(m)
+		at := query.MemberTime(m)
 		if at.Before(time.Now().Add(-inFlightWindow)) {
 			out = append(out, m)
 			continue

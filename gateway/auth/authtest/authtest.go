@@ -122,6 +122,20 @@ func (i *Iss) TokenOther(kid string, c jwt.MapClaims) string {
 // For is the token a client uses: RS256, the usual claims, scope.
 func (i *Iss) For(client, scope string) string { return i.Token(i.Claims(client, scope)) }
 
+// TokenWithHeader signs like Token, with extra header parameters (crit).
+func (i *Iss) TokenWithHeader(h map[string]any, c jwt.MapClaims) string {
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	tok.Header["kid"] = "rsa-1"
+	for k, v := range h {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(i.RSA)
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	return s
+}
+
 func (i *Iss) sign(m jwt.SigningMethod, kid string, key any, c jwt.MapClaims) string {
 	tok := jwt.NewWithClaims(m, c)
 	tok.Header["kid"] = kid
