@@ -12,32 +12,59 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// buildBinary compiles the command once per test run.
+// The command is compiled once per test run, with scripts/build.sh's flags
+// (-trimpath, CGO_ENABLED=0) so that the packages' compile is shared with
+// make run and the fault tests, and a version stamped as make build does.
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildPath string
+	buildErr  error
+	buildOut  []byte
+)
+
+const testVersion = "v0.0.0-test"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "fhir-binary-gateway")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "fbg-main-"); buildErr != nil {
+			return
+		}
+		buildPath = filepath.Join(buildDir, "fhir-binary-gateway")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+testVersion, "-o", buildPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v\n%s", buildErr, buildOut)
 	}
-	return bin
+	return buildPath
 }
 
 var listening = regexp.MustCompile(`listening on (http://\S+)`)
 
 // startBinary runs `serve` and returns its base URL once it prints it.
-func startBinary(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
+func startBinary(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), append([]string{"GATEWAY_LISTEN=127.0.0.1:0", "GATEWAY_DATA_DIR=" + t.TempDir(), "GATEWAY_AUDIT_LOG=" + filepath.Join(t.TempDir(), "audit.log")}, env...)...)
 	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,11 @@ func TestOneGiBStaysUnder64MiBHeap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<10))
+		res.Body.Close()
+		t.Fatalf("download: %d %s", res.StatusCode, b)
+	}
 	h := sha256.New()
 	n, err := io.Copy(h, res.Body)
 	res.Body.Close()
