@@ -20,7 +20,7 @@ help: ## List the targets
 
 .PHONY: run
 run: ## Build, then start the gateway on 127.0.0.1:8080 over ./data (files + bbolt; audit in data/audit.log)
-	@scripts/run.sh
+	@BIN=$(BIN) scripts/run.sh
 
 .PHONY: build
 build: ## Build the static binary bin/fhir-binary-gateway (CGO_ENABLED=0, -trimpath, version stamped)

@@ -7,13 +7,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf 'run: %s\n' "$*" >&2; }
+BIN="${BIN:-bin/fhir-binary-gateway}"
 
-if [ -x bin/fhir-binary-gateway ]; then
-	say "building bin/fhir-binary-gateway (seconds when little changed)"
+if [ -x "$BIN" ]; then
+	say "building $BIN (seconds when little changed)"
 else
-	say "building bin/fhir-binary-gateway (the first build downloads modules and compiles: a few minutes)"
+	say "building $BIN (the first build downloads modules and compiles: a few minutes)"
 fi
-scripts/build.sh >&2
+OUT="$BIN" scripts/build.sh >&2
 
 export GATEWAY_LISTEN="${GATEWAY_LISTEN:-127.0.0.1:8080}"
 export GATEWAY_DATA_DIR="${GATEWAY_DATA_DIR:-data}"
@@ -23,4 +24,4 @@ if [ -z "${GATEWAY_AUDIT_LOG:-}" ]; then
 	say "AuditEvents go to $GATEWAY_AUDIT_LOG (set GATEWAY_AUDIT_LOG=- to see them on stdout)"
 fi
 say "starting the gateway on $GATEWAY_LISTEN (Ctrl-C stops it)"
-exec bin/fhir-binary-gateway serve "$@"
+exec "$BIN" serve "$@"
