@@ -121,13 +121,17 @@ func FuzzRequests(f *testing.F) {
 	})
 }
 
+// FuzzValidID: an id is FHIR's [A-Za-z0-9\-\.]{1,64}, except "." and "..",
+// which the gateway refuses because they would be path segments in URLs
+// and object keys.
 func FuzzValidID(f *testing.F) {
-	for _, s := range []string{"abc", "a.b-c", strings.Repeat("x", 65), "", "a/b", "ü"} {
+	for _, s := range []string{"abc", "a.b-c", strings.Repeat("x", 64), strings.Repeat("x", 65), "", "a/b", "ü", ".", "..", "...", ".a", "a..b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
 		ok := validID(id)
-		want := len(id) >= 1 && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == ""
+		want := len(id) >= 1 && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == "" &&
+			id != "." && id != ".."
 		if ok != want {
 			t.Fatalf("validID(%q) = %v", id, ok)
 		}

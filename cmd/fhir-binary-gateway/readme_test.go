@@ -124,7 +124,7 @@ func TestReadmeTryItWorksPastedInOrder(t *testing.T) {
 		t.Errorf("data/audit.log: %d bytes, %v; want an AuditEvent per request", len(audit), err)
 	}
 	// The start line tells the real bind address and the stamped version.
-	if !regexp.MustCompile(`fhir-binary-gateway \S+ listening on http://127\.0\.0\.1:` + port + ` \(this machine only`).MatchString(text) ||
+	if !regexp.MustCompile(`fhir-binary-gateway \S+ listening on http://127\.0\.0\.1:`+port+` \(this machine only`).MatchString(text) ||
 		strings.Contains(text, "fhir-binary-gateway dev listening") {
 		t.Errorf("start line: want a stamped version and http://127.0.0.1:%s:\n%s", port, tail(text, 3000))
 	}
