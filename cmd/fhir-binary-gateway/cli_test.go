@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,9 +22,10 @@ import (
 // test process's own are left out) and returns its combined output.
 func gatewayCmd(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
+	bin := buildBinary(t) // the first call compiles: not part of the limit
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, buildBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(withoutGatewayEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -101,9 +103,15 @@ func TestImportTakesAFilename(t *testing.T) {
 func TestStartLineShowsTheRealBindAddress(t *testing.T) {
 	bin := buildBinary(t)
 	// Loopback: the URL is the bind address, and no warning about auth.
-	_, base, stderr := startBinary(t, bin, "GATEWAY_LISTEN=127.0.0.1:0")
+	cmd, base, stderr := startBinary(t, bin, "GATEWAY_LISTEN=127.0.0.1:0")
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Errorf("loopback bind: start line URL %q", base)
+	}
+	// Stopped and waited for, its stderr is all there.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	if !strings.Contains(stderr.String(), "shutting down") {
+		t.Fatalf("loopback bind: stderr %q lacks the shutdown line", stderr)
 	}
 	if strings.Contains(stderr.String(), "GATEWAY_AUTH=none") {
 		t.Errorf("loopback bind with auth off warned: %s", stderr)
@@ -117,8 +125,15 @@ func TestStartLineShowsTheRealBindAddress(t *testing.T) {
 	if _, err := strconv.Atoi(port); err != nil {
 		t.Fatalf("no port in %q", base)
 	}
-	// The warning is written before the start line, so it is there now.
-	if !strings.Contains(stderr.String(), "GATEWAY_AUTH=none on an address other hosts can reach") {
+	// The warning is written before the start line, but stderr is another
+	// pipe: wait for it (bounded).
+	warned := func() bool {
+		return strings.Contains(stderr.String(), "GATEWAY_AUTH=none on an address other hosts can reach")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !warned() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !warned() {
 		t.Errorf("wildcard bind with auth off: no warning in %q", stderr)
 	}
 }
@@ -126,6 +141,9 @@ func TestStartLineShowsTheRealBindAddress(t *testing.T) {
 func TestUnknownGatewayVariableIsWarnedByName(t *testing.T) {
 	_, _, stderr := startBinary(t, buildBinary(t), "GATEWAY_S3_BUCKETT=exports", "GATEWAY_LISTEN=127.0.0.1:0")
 	want := "GATEWAY_S3_BUCKETT is not a setting of this program and is ignored (did you mean GATEWAY_S3_BUCKET?)"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), want) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // stderr is another pipe than the start line's
+	}
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("serve: stderr %q lacks %q", stderr, want)
 	}
