@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -48,6 +50,9 @@ func FuzzBinaryJSON(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Binary","contentType":"text/plain","data":"aGVsbG8="}`))
 	f.Add([]byte(`{"data":"aGk=","resourceType":"Binary"}`))
 	f.Add([]byte(`{"resourceType":"Patient","data":"x"}`))
+	f.Add([]byte(`{"resourceType":"Binary","data":"aGVs\u0062G8="}`))
+	f.Add([]byte(`{"resourceType":"Binary","data":"aGVs\nbG8="}`))
+	f.Add([]byte(`{"resourceType":"Binary","data":"aGVsbG8"}`))
 	f.Add([]byte(`{"resourceType":"Binary","securityContext":{"reference":"Group/g"},"meta":{"a":[1,{"b":"}"}]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := newBinaryParser(strings.NewReader(string(body)))
@@ -58,16 +63,38 @@ func FuzzBinaryJSON(f *testing.F) {
 			}
 			return
 		}
+		var got bytes.Buffer
 		if hasData {
-			if _, err := io.Copy(io.Discard, p.data()); err != nil {
+			if _, err := io.Copy(&got, p.data()); err != nil {
 				if !errors.Is(err, errBadBody) {
 					t.Fatalf("data: unexpected error kind %v", err)
 				}
 				return
 			}
 		}
-		if err := p.tail(); err != nil && !errors.Is(err, errBadBody) {
-			t.Fatalf("tail: unexpected error kind %v", err)
+		if err := p.tail(); err != nil {
+			if !errors.Is(err, errBadBody) {
+				t.Fatalf("tail: unexpected error kind %v", err)
+			}
+			return
+		}
+		// Accepted: the bytes must be what encoding/json and base64 make of
+		// the same document.
+		var ref struct {
+			Data *string `json:"data"`
+		}
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("the streaming parser accepted %q, which encoding/json refuses: %v", body, err)
+		}
+		var want []byte
+		if ref.Data != nil {
+			var err error
+			if want, err = base64.StdEncoding.DecodeString(*ref.Data); err != nil {
+				t.Fatalf("the streaming parser accepted data %q, which base64 refuses: %v", *ref.Data, err)
+			}
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("decoded %q, the reference decoder %q", got.Bytes(), want)
 		}
 	})
 }
