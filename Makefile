@@ -19,8 +19,8 @@ help: ## List the targets
 ## ---- develop ----
 
 .PHONY: run
-run: ## Start the gateway on the embedded default (files + bbolt in ./data); prints its URL
-	go run ./cmd/fhir-binary-gateway serve
+run: ## Build, then start the gateway on 127.0.0.1:8080 over ./data (files + bbolt; audit in data/audit.log)
+	@BIN=$(BIN) scripts/run.sh
 
 .PHONY: build
 build: ## Build the static binary bin/fhir-binary-gateway (CGO_ENABLED=0, -trimpath, version stamped)

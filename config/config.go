@@ -149,11 +149,13 @@ func load(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, 
 		values[s.env] = p
 	}
 	fs.SetOutput(io.Discard)
+	var flagErr flagValues
+	flagErr.watch(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
-		return c, fmt.Errorf("command line: %v", err)
+		return c, flagErr.explain(err)
 	}
 	for _, s := range all {
 		v := strings.TrimSpace(*values[s.env])

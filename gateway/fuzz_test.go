@@ -1,16 +1,19 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/boltcatalog"
+	"fhir-binary-gateway/storage/fsstore"
 )
 
 func FuzzParseRange(f *testing.F) {
@@ -47,6 +50,9 @@ func FuzzBinaryJSON(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Binary","contentType":"text/plain","data":"aGVsbG8="}`))
 	f.Add([]byte(`{"data":"aGk=","resourceType":"Binary"}`))
 	f.Add([]byte(`{"resourceType":"Patient","data":"x"}`))
+	f.Add([]byte(`{"resourceType":"Binary","data":"aGVs\u0062G8="}`))
+	f.Add([]byte(`{"resourceType":"Binary","data":"aGVs\nbG8="}`))
+	f.Add([]byte(`{"resourceType":"Binary","data":"aGVsbG8"}`))
 	f.Add([]byte(`{"resourceType":"Binary","securityContext":{"reference":"Group/g"},"meta":{"a":[1,{"b":"}"}]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := newBinaryParser(strings.NewReader(string(body)))
@@ -57,16 +63,38 @@ func FuzzBinaryJSON(f *testing.F) {
 			}
 			return
 		}
+		var got bytes.Buffer
 		if hasData {
-			if _, err := io.Copy(io.Discard, p.data()); err != nil {
+			if _, err := io.Copy(&got, p.data()); err != nil {
 				if !errors.Is(err, errBadBody) {
 					t.Fatalf("data: unexpected error kind %v", err)
 				}
 				return
 			}
 		}
-		if err := p.tail(); err != nil && !errors.Is(err, errBadBody) {
-			t.Fatalf("tail: unexpected error kind %v", err)
+		if err := p.tail(); err != nil {
+			if !errors.Is(err, errBadBody) {
+				t.Fatalf("tail: unexpected error kind %v", err)
+			}
+			return
+		}
+		// Accepted: the bytes must be what encoding/json and base64 make of
+		// the same document.
+		var ref struct {
+			Data *string `json:"data"`
+		}
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("the streaming parser accepted %q, which encoding/json refuses: %v", body, err)
+		}
+		var want []byte
+		if ref.Data != nil {
+			var err error
+			if want, err = base64.StdEncoding.DecodeString(*ref.Data); err != nil {
+				t.Fatalf("the streaming parser accepted data %q, which base64 refuses: %v", *ref.Data, err)
+			}
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("decoded %q, the reference decoder %q", got.Bytes(), want)
 		}
 	})
 }
@@ -82,8 +110,26 @@ func FuzzRequests(f *testing.F) {
 	f.Add("GET", "/Binary", "_lastUpdated=gt2024&_count=x", "", "", "")
 	f.Add("POST", "/Binary/$import", "", "", "", "")
 	f.Add("GET", "/Binary/known/_history/0", "", "", "", "")
-	b := storage.Binary{ID: "known", Version: 1, ObjectKey: "k", ContentType: "text/plain", Size: 4, SHA256: "abc", LastUpdated: time.Now()}
-	srv := New(Deps{Config: testConfig(f), Objects: &brokenStore{good: 4}, Catalog: &oneBinary{b: b}})
+	// Real embedded stores, so that every route can do its whole work: any
+	// 500 is then the gateway's fault, not a stub's.
+	dir := f.TempDir()
+	objects, err := fsstore.New(filepath.Join(dir, "objects"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	catalog, err := boltcatalog.Open(filepath.Join(dir, "catalog.db"), boltcatalog.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = catalog.Close() })
+	srv := New(Deps{Config: testConfig(f), Objects: objects, Catalog: catalog})
+	seed := httptest.NewRecorder()
+	put, _ := http.NewRequest(http.MethodPut, "http://gw/Binary/known", strings.NewReader("abcd"))
+	put.Header.Set("Content-Type", "text/plain")
+	srv.ServeHTTP(seed, put)
+	if seed.Code != http.StatusCreated {
+		f.Fatalf("seeding Binary/known: %d %s", seed.Code, seed.Body)
+	}
 	f.Fuzz(func(t *testing.T, method, path, query, accept, rng, ifRange string) {
 		switch method {
 		case "GET", "HEAD", "POST", "PUT", "DELETE":
@@ -109,8 +155,14 @@ func FuzzRequests(f *testing.F) {
 			}()
 			srv.ServeHTTP(rec, req)
 		}()
-		if rec.Code == http.StatusInternalServerError && rec.Body.Len() > 0 && !strings.Contains(rec.Body.String(), "missing") {
-			t.Fatalf("%s %s?%s answered 500: %s", method, path, query, rec.Body.String())
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s?%s answered %d: %s", method, path, query, rec.Code, rec.Body.String())
+		}
+		if rec.Code >= 400 && method == "HEAD" {
+			// No body, but the headers of the OperationOutcome it stands for.
+			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") || rec.Body.Len() != 0 {
+				t.Fatalf("HEAD %s: %d with Content-Type %q and %d body bytes", path, rec.Code, ct, rec.Body.Len())
+			}
 		}
 		if rec.Code >= 400 && method != "HEAD" {
 			var oo map[string]any
@@ -121,13 +173,17 @@ func FuzzRequests(f *testing.F) {
 	})
 }
 
+// FuzzValidID: an id is FHIR's [A-Za-z0-9\-\.]{1,64}, except "." and "..",
+// which the gateway refuses because they would be path segments in URLs
+// and object keys.
 func FuzzValidID(f *testing.F) {
-	for _, s := range []string{"abc", "a.b-c", strings.Repeat("x", 65), "", "a/b", "ü"} {
+	for _, s := range []string{"abc", "a.b-c", strings.Repeat("x", 64), strings.Repeat("x", 65), "", "a/b", "ü", ".", "..", "...", ".a", "a..b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
 		ok := validID(id)
-		want := len(id) >= 1 && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == ""
+		want := len(id) >= 1 && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == "" &&
+			id != "." && id != ".."
 		if ok != want {
 			t.Fatalf("validID(%q) = %v", id, ok)
 		}

@@ -59,7 +59,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isVersionFlag(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -72,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = reindexCmd(args, stdout, stderr)
 	case "gc":
 		err = gcCmd(args, stdout, stderr)
-	case "version":
+	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, "fhir-binary-gateway", version)
 	case "help", "-h", "--help":
 		usage(stdout)
@@ -94,6 +94,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// isVersionFlag: --version and -v answer like the version command, as in
+// most command-line tools.
+func isVersionFlag(a string) bool {
+	switch a {
+	case "--version", "-version", "-v":
+		return true
+	}
+	return false
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: fhir-binary-gateway [command] [flags]
 
@@ -102,7 +112,7 @@ commands:
   import    register objects already in the store as Binaries
   reindex   rebuild the metadata catalog from the objects
   gc        remove expired, deleted and orphan objects (--dry-run lists them)
-  version   print the version
+  version   print the version (also --version, -v)
 
 Each command takes --help.
 
@@ -122,12 +132,15 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		log.Warn(w)
+	}
 	tuneGC()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	backends, err := app.OpenBackends(ctx, cfg)
+	backends, err := app.OpenBackendsRetrying(ctx, cfg, app.StartRetry, log)
 	if err != nil {
 		return err
 	}
@@ -143,8 +156,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if cfg.Auth == config.AuthJWT && (cfg.JWTIssuer == "" || cfg.JWTAudience == "") {
 		log.Warn("GATEWAY_JWT_ISSUER or GATEWAY_JWT_AUDIENCE is empty: tokens are accepted from any issuer or for any audience the keys sign")
 	}
-	if cfg.Auth == config.AuthNone {
-		log.Warn("GATEWAY_AUTH=none: every caller may read and write every Binary (fine on a laptop, never in production)")
+	if cfg.Auth == config.AuthNone && !loopback(ln.Addr()) {
+		log.Warn("GATEWAY_AUTH=none on an address other hosts can reach: every caller may read and write every Binary (bind 127.0.0.1 on a laptop, set GATEWAY_AUTH=jwt anywhere else)",
+			"listen", ln.Addr().String())
 	}
 	handler := app.NewServer(cfg, backends, log, version)
 
@@ -154,7 +168,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		IdleTimeout:       cfg.IdleTimeout,
 		// No WriteTimeout: a large download may rightly take long.
 	}
-	fmt.Fprintf(stdout, "fhir-binary-gateway %s listening on %s (%s)\n", version, listenURL(ln.Addr(), cfg), backends.Describe)
+	fmt.Fprintf(stdout, "fhir-binary-gateway %s listening on %s (%s%s)\n", version, listenURL(ln.Addr(), cfg), reach(ln.Addr()), backends.Describe)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -190,16 +204,25 @@ func tuneGC() {
 	}
 }
 
-// listenURL is the address to print: a wildcard host shown as 127.0.0.1.
+// listenURL is the address the server is bound to, as a URL: a wildcard
+// bind shows as 0.0.0.0 or [::], so the start line never hides that every
+// interface listens.
 func listenURL(addr net.Addr, cfg config.Config) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
+	return "http://" + addr.String() + cfg.BasePath
+}
+
+// reach says who can connect, for the start line.
+func reach(addr net.Addr) string {
+	if loopback(addr) {
+		return "this machine only; "
 	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + cfg.BasePath
+	return "every host that reaches this one; "
+}
+
+// loopback reports whether addr accepts connections from this machine only.
+func loopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -40,6 +40,9 @@ func operatorCommand(name, summary string, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		fmt.Fprintln(stderr, "fhir-binary-gateway: warning:", w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	b, err := app.OpenBackends(ctx, cfg)
@@ -51,7 +54,7 @@ func operatorCommand(name, summary string, args []string, stdout, stderr io.Writ
 }
 
 func importCmd(args []string, stdout, stderr io.Writer) error {
-	var key, prefix, contentType, securityContext, expires, owner, tenant string
+	var key, prefix, contentType, securityContext, expires, owner, tenant, filename string
 	return operatorCommand("import",
 		"Registers objects that already sit in the store (written by an export pipeline) as Binaries,\nand prints each new id with its download URL.",
 		args, stdout, stderr,
@@ -63,12 +66,19 @@ func importCmd(args []string, stdout, stderr io.Writer) error {
 			fs.StringVar(&expires, "expires-at", "", "RFC 3339 instant after which the Binaries are gone")
 			fs.StringVar(&owner, "owner", "", "client id the Binaries belong to")
 			fs.StringVar(&tenant, "tenant", "", "tenant (multi-tenant mode)")
+			fs.StringVar(&filename, "filename", "", "download filename (default: the key's base name; with --prefix, each key's own)")
 		},
 		func(ctx context.Context, cfg config.Config, b *app.Backends) error {
 			if (key == "") == (prefix == "") {
 				return fmt.Errorf("%w: import needs exactly one of --key and --prefix", app.ErrUsage)
 			}
-			req := operator.ImportRequest{ContentType: contentType, SecurityContext: securityContext, Owner: owner, Tenant: tenant}
+			if err := checkFilename(filename); err != nil {
+				return err
+			}
+			if filename != "" && prefix != "" {
+				return fmt.Errorf("%w: --filename names one file: use it with --key, not --prefix", app.ErrUsage)
+			}
+			req := operator.ImportRequest{ContentType: contentType, SecurityContext: securityContext, Owner: owner, Tenant: tenant, Filename: filename}
 			if expires != "" {
 				t, err := time.Parse(time.RFC3339Nano, expires)
 				if err != nil {
@@ -150,7 +160,7 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 		args, stdout, stderr,
 		func(fs *flag.FlagSet) {
 			fs.BoolVar(&dryRun, "dry-run", false, "list what would be removed, remove nothing")
-			fs.DurationVar(&grace, "grace", operator.DefaultGrace, "keep unreferenced objects younger than this (uploads in flight)")
+			config.DurationFlag(fs, &grace, "grace", operator.DefaultGrace, "keep unreferenced objects younger than this (uploads in flight)")
 		},
 		func(ctx context.Context, cfg config.Config, b *app.Backends) error {
 			prog := newProgress(stderr, "objects scanned")
@@ -177,6 +187,18 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 				rep.Scanned, rep.Kept, len(rep.Removed), verb, len(rep.AbortedUploads), aborted)
 			return err
 		})
+}
+
+// checkFilename refuses a download filename that is a path or carries
+// control characters (the gateway's $import cleans such a name; a person at
+// the command line is told instead).
+func checkFilename(name string) error {
+	bad := name == "." || name == ".." || len(name) > 255 || strings.ContainsAny(name, `/\`) ||
+		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	if name != "" && (bad || strings.TrimSpace(name) != name) {
+		return fmt.Errorf("%w: --filename %q is not a plain file name (no path, no control characters, at most 255 bytes)", app.ErrUsage, name)
+	}
+	return nil
 }
 
 // progress prints count and rate on a terminal, at most a few times a second.

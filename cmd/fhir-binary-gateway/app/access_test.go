@@ -43,6 +43,33 @@ func (a auditLog) lines() []map[string]any {
 	return out
 }
 
+// waitLines returns the AuditEvents once there are at least n (a line may
+// land just after the response), or what there is after a few seconds.
+func (a auditLog) waitLines(n int) []map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lines := a.lines()
+		if len(lines) >= n || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// hasExtension: the AuditEvent carries the gateway's extension named
+// suffix with that string value.
+func hasExtension(ev map[string]any, suffix, value string) bool {
+	exts, _ := ev["extension"].([]any)
+	for _, e := range exts {
+		m, _ := e.(map[string]any)
+		if u, _ := m["url"].(string); strings.HasSuffix(u, suffix) && m["valueString"] == value {
+			return true
+		}
+	}
+	return false
+}
+
 func (a auditLog) raw() string {
 	data, _ := os.ReadFile(a.path)
 	return string(data)
@@ -253,17 +280,19 @@ func TestAccessControl(t *testing.T) {
 			if res.StatusCode == 401 && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("401 without a Bearer challenge")
 			}
-			if c.check != nil {
-				c.check(t, res, data)
-			}
-			lines := audit.lines()
-			if c.check != nil {
-				lines = lines[:before+1] // checks make requests of their own
-			}
+			// Exactly one AuditEvent, counted before a check makes
+			// requests of its own.
+			lines := audit.waitLines(before + 1)
 			if len(lines) != before+1 {
 				t.Fatalf("%d AuditEvents written, want 1", len(lines)-before)
 			}
 			ev := lines[before]
+			if redirected := hasExtension(ev, "audit-delivery", "redirect"); redirected != (c.status == http.StatusTemporaryRedirect) {
+				t.Errorf("AuditEvent of a %d: delivery=redirect is %v: %v", c.status, redirected, ev)
+			}
+			if c.check != nil {
+				c.check(t, res, data)
+			}
 			want := "0"
 			if c.status >= 400 {
 				want = "4"

@@ -160,6 +160,38 @@ func OpenBackends(ctx context.Context, cfg config.Config) (*Backends, error) {
 	return b, nil
 }
 
+// StartRetry bounds how long serve keeps retrying a Redis that does not
+// answer at start (a failover, a cache still booting next to the service):
+// long enough for an ElastiCache failover, short enough that a wrong address
+// still ends the process within a minute, with every attempt logged.
+const StartRetry = time.Minute
+
+// OpenBackendsRetrying is OpenBackends for a long-running server: while a
+// store answers "unreachable" (storage.ErrUnavailable) it tries again, with
+// pauses growing from 250 ms to 5 s, until wait has passed or ctx ends. Any
+// other error (a bad URL, a refused password) is returned at once.
+func OpenBackendsRetrying(ctx context.Context, cfg config.Config, wait time.Duration, log *slog.Logger) (*Backends, error) {
+	deadline := time.Now().Add(wait)
+	pause := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		b, err := OpenBackends(ctx, cfg)
+		if err == nil || !errors.Is(err, storage.ErrUnavailable) {
+			return b, err
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return nil, fmt.Errorf("%w (still unreachable after %d attempts in %s)", err, attempt, wait)
+		}
+		log.Warn("a backing store is unreachable at start; retrying", "attempt", attempt,
+			"retry_in", pause.String(), "gives_up_in", time.Until(deadline).Round(time.Second).String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
 // NewServer builds the gateway over opened backends, with the stores
 // wrapped in metrics.
 func NewServer(cfg config.Config, b *Backends, log *slog.Logger, version string) *gateway.Server {

@@ -24,7 +24,7 @@ type backend string
 
 const (
 	embedded backend = "embedded" // filesystem objects + bbolt
-	real     backend = "s3+redis" // MinIO + Redis started by make test
+	real     backend = "s3+redis" // the S3 server + Redis started by make test
 )
 
 var backends = []backend{embedded, real}
@@ -41,6 +41,13 @@ type gw struct {
 // startGateway runs a gateway on the given backend with settings changed by
 // mod. Each call gets its own bucket / Redis namespace / data dir.
 func startGateway(t *testing.T, be backend, mod func(*config.Config)) *gw {
+	t.Helper()
+	return startGatewayLogging(t, be, mod, nil)
+}
+
+// startGatewayLogging is startGateway with the request log written to
+// logs (nil: discarded, or stderr with TEST_GATEWAY_LOG set).
+func startGatewayLogging(t *testing.T, be backend, mod func(*config.Config), logs io.Writer) *gw {
 	t.Helper()
 	cfg, err := config.Load(nil, func(string) string { return "" })
 	if err != nil {
@@ -72,7 +79,10 @@ func startGateway(t *testing.T, be backend, mod func(*config.Config)) *gw {
 		t.Fatalf("open access: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("TEST_GATEWAY_LOG") != "" {
+	switch {
+	case logs != nil:
+		log = slog.New(slog.NewJSONHandler(logs, nil))
+	case os.Getenv("TEST_GATEWAY_LOG") != "":
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	srv := httptest.NewServer(NewServer(cfg, b, log, "test"))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"fhir-binary-gateway/config"
 )
@@ -86,12 +87,16 @@ func TestMetricsAfterRealRequests(t *testing.T) {
 	cancel()
 	res.Body.Close()
 
-	// The hang-up is recorded when the gateway notices it; poll briefly.
+	// The hang-up is recorded when the gateway notices it: wait for it
+	// (bounded, without spinning), then every check reads the same scrape.
 	var body []byte
-	for range 50 {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		_, body = g.do(http.MethodGet, "/metrics", nil)
 		if metricValue(body, "fbg_http_requests_total", "route", "/Binary/:id/$binary-access-read") >= 2 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hung-up download was never counted:\n%s", grepLines(body, "fbg_http_requests_total"))
 		}
 	}
 	checks := []struct {

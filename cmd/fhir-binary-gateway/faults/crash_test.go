@@ -24,7 +24,7 @@ import (
 
 // TestGatewayKilledDuringUploads SIGKILLs the gateway while 50 uploads
 // (1–20 MiB, paced so that they end at different times) are in flight, and
-// restarts it on the same Redis and MinIO. To make the kill land, for some
+// restarts it on the same Redis and S3 server. To make the kill land, for some
 // uploads, between the object and its record — the window that "bytes
 // first, record last" is for — Redis hangs (SIGSTOP) shortly before the
 // kill and is then killed and restarted from its append-only file.
@@ -89,7 +89,7 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		pending = 0
 		mu.Lock()
-		for key := range st.minio.listObjects(t, st.prefix+storage.BinariesPrefix) {
+		for key := range st.s3.listObjects(t, st.prefix+storage.BinariesPrefix) {
 			if _, ok := createdIDs[idFromObjectKey(key)]; !ok {
 				pending++
 			}
@@ -183,7 +183,7 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 	readBack("after restart")
 
 	// Records against the bucket.
-	objects := st.minio.listObjects(t, st.prefix)
+	objects := st.s3.listObjects(t, st.prefix)
 	for key, size := range records {
 		got, ok := objects[st.prefix+key]
 		switch {
@@ -205,7 +205,7 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 		if _, ok := records[strings.TrimPrefix(key, st.prefix)]; ok {
 			continue
 		}
-		name, n, sha := readObject(t, st.minio, key)
+		name, n, sha := readObject(t, st.s3, key)
 		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "upload-"), ".bin"))
 		if up, ok := byIndex[i]; err != nil || !ok {
 			t.Errorf("orphan %s has filename %q, which no upload sent", key, name)
@@ -213,7 +213,7 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 			t.Errorf("orphan %s (upload %d) is partial or wrong: %d bytes sha %s, sent %d bytes sha %s", key, i, n, sha, up.size, up.sha)
 		}
 	}
-	uploadsOpen := openMultipartUploads(t, st.minio)
+	uploadsOpen := openMultipartUploads(t, st.s3)
 	t.Logf("before gc: %d objects, %d records, %d orphan objects, %d unfinished multipart uploads", len(objects), len(records), orphans, uploadsOpen)
 	if orphans == 0 {
 		t.Error("the kill left no orphan object, so gc is not tested: no upload was between its object and its record")
@@ -222,7 +222,7 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 	out := runGateway(t, env, "gc", "--grace=0s")
 	t.Logf("gc: %s", strings.TrimSpace(out))
 
-	after := st.minio.listObjects(t, st.prefix)
+	after := st.s3.listObjects(t, st.prefix)
 	var extra, missing []string
 	for key := range after {
 		if _, ok := records[strings.TrimPrefix(key, st.prefix)]; !ok {
@@ -242,7 +242,7 @@ func TestGatewayKilledDuringUploads(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("gc removed %d objects that records name: %v", len(missing), missing)
 	}
-	if n := openMultipartUploads(t, st.minio); n != 0 {
+	if n := openMultipartUploads(t, st.s3); n != 0 {
 		t.Errorf("gc left %d unfinished multipart uploads (of %d)", n, uploadsOpen)
 	}
 	readBack("after gc")
@@ -270,7 +270,7 @@ func walkRecords(t *testing.T, redisURL string) map[string]int64 {
 	return out
 }
 
-func openMultipartUploads(t *testing.T, m *minioServer) int {
+func openMultipartUploads(t *testing.T, m *s3Server) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -304,7 +304,7 @@ func idFromObjectKey(key string) string {
 }
 
 // readObject reads an object straight from S3: its filename metadata, size and SHA-256.
-func readObject(t *testing.T, m *minioServer, key string) (string, int64, string) {
+func readObject(t *testing.T, m *s3Server, key string) (string, int64, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -47,7 +47,9 @@ func gatewayBinary(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(buildDir, "fhir-binary-gateway")
-		cmd := exec.Command("go", "build", "-o", buildPath, "..")
+		// -trimpath as scripts/build.sh: make run, make build and the tests share
+		// one compile of the packages in the build cache.
+		cmd := exec.Command("go", "build", "-trimpath", "-o", buildPath, "..")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		buildOut, buildErr = cmd.CombinedOutput()
 	})
@@ -57,8 +59,8 @@ func gatewayBinary(t *testing.T) string {
 	return buildPath
 }
 
-// serverBinary finds redis-server or minio on PATH, else in GOBIN or
-// GOPATH/bin (where `go install` puts MinIO). Missing is a failure under
+// serverBinary finds a server (redis-server, versitygw, minio) on PATH, else in GOBIN or
+// GOPATH/bin. Missing is a failure under
 // make test and CI, a skip elsewhere.
 func serverBinary(t *testing.T, name string) string {
 	t.Helper()

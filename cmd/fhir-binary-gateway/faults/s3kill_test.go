@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestS3KilledMidStream kills MinIO (SIGKILL) while a 256 MiB object is
+// TestS3KilledMidStream kills the S3 server (SIGKILL) while a 256 MiB object is
 // being streamed through the gateway. The client must see the transfer cut
 // short — a read error and fewer bytes than Content-Length — never a clean
 // end, and every byte it did get must be right. Afterwards the gateway is
@@ -47,7 +47,7 @@ func TestS3KilledMidStream(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	killedAt := time.Now()
-	st.minio.p.kill()
+	st.s3.p.kill()
 
 	// Then as fast as possible, bounded in time.
 	var readErr error

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,30 +82,37 @@ func (r *redisServer) ping() bool {
 func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 func (r *redisServer) url() string  { return "redis://" + r.addr() }
 
-// minioServer is a private MinIO with one bucket for the gateway.
-type minioServer struct {
-	endpoint, user, password, bucket string
-	p                                *proc
-	client                           *s3.Client
+// s3Server is a private S3 server (the one make test uses: versitygw, or
+// MinIO with TEST_S3_SERVER=minio) with one bucket for the gateway.
+type s3Server struct {
+	kind, endpoint, user, password, bucket string
+	p                                      *proc
+	client                                 *s3.Client
 }
 
-func startMinIO(t *testing.T) *minioServer {
+func startS3(t *testing.T) *s3Server {
 	t.Helper()
-	bin := serverBinary(t, "minio")
-	m := &minioServer{user: "faults" + randomHex(4), password: randomHex(16), bucket: "faults-" + randomHex(4)}
+	m := &s3Server{kind: s3Kind(), user: "faults" + randomHex(4), password: randomHex(16), bucket: "faults-" + randomHex(4)}
+	bin := s3Binary(t, m.kind)
 	data, certs := t.TempDir(), t.TempDir()
 	for try := 0; try < 3; try++ {
-		port, console := freePort(t), freePort(t)
+		port := freePort(t)
 		m.endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
-		m.p = startProc(t, "minio", cleanEnv("MINIO_ROOT_USER="+m.user, "MINIO_ROOT_PASSWORD="+m.password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"),
-			nil, bin, "server", data, "--address", "127.0.0.1:"+strconv.Itoa(port),
-			"--console-address", "127.0.0.1:"+strconv.Itoa(console), "--certs-dir", certs, "--quiet")
+		switch m.kind {
+		case "minio":
+			m.p = startProc(t, "minio", cleanEnv("MINIO_ROOT_USER="+m.user, "MINIO_ROOT_PASSWORD="+m.password, "MINIO_BROWSER=off", "MINIO_UPDATE=off"),
+				nil, bin, "server", data, "--address", "127.0.0.1:"+strconv.Itoa(port),
+				"--console-address", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--certs-dir", certs, "--quiet")
+		default:
+			m.p = startProc(t, "versitygw", cleanEnv("ROOT_ACCESS_KEY="+m.user, "ROOT_SECRET_KEY="+m.password),
+				nil, bin, "--port", "127.0.0.1:"+strconv.Itoa(port), "--quiet", "posix", data)
+		}
 		if m.waitLive(30 * time.Second) {
 			break
 		}
 		m.p.kill()
 		if try == 2 {
-			t.Fatalf("minio did not start; last output:\n%s", m.p.out)
+			t.Fatalf("%s did not start; last output:\n%s", m.kind, m.p.out)
 		}
 	}
 	m.client = s3.New(s3.Options{
@@ -113,8 +121,8 @@ func startMinIO(t *testing.T) *minioServer {
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(m.user, m.password, ""),
 	})
-	// /minio/health/live answers before MinIO takes requests
-	// (XMinioServerNotInitialized), so the bucket is retried for a while.
+	// MinIO answers HTTP before it takes requests (XMinioServerNotInitialized),
+	// so the bucket is retried for a while.
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -128,16 +136,34 @@ func startMinIO(t *testing.T) *minioServer {
 	return nil
 }
 
-func (m *minioServer) waitLive(limit time.Duration) bool {
+// s3Kind is the S3 server make test chose (scripts/services.sh).
+func s3Kind() string {
+	if os.Getenv("TEST_S3_SERVER") == "minio" {
+		return "minio"
+	}
+	return "versitygw"
+}
+
+// s3Binary is the server services.sh built (TEST_S3_SERVER_BIN), else one
+// found like redis-server.
+func s3Binary(t *testing.T, kind string) string {
+	t.Helper()
+	if p := os.Getenv("TEST_S3_SERVER_BIN"); p != "" && os.Getenv("TEST_S3_SERVER") == kind {
+		return p
+	}
+	return serverBinary(t, kind)
+}
+
+// waitLive waits until the S3 API answers HTTP at all (403 without
+// credentials is an answer).
+func (m *s3Server) waitLive(limit time.Duration) bool {
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
 	defer c.CloseIdleConnections()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && m.p.alive() {
-		if res, err := c.Get(m.endpoint + "/minio/health/live"); err == nil {
+		if res, err := c.Get(m.endpoint + "/"); err == nil {
 			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return true
-			}
+			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -145,7 +171,7 @@ func (m *minioServer) waitLive(limit time.Duration) bool {
 }
 
 // listObjects returns every key (with its size) under prefix in the bucket.
-func (m *minioServer) listObjects(t *testing.T, prefix string) map[string]int64 {
+func (m *s3Server) listObjects(t *testing.T, prefix string) map[string]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -163,10 +189,10 @@ func (m *minioServer) listObjects(t *testing.T, prefix string) map[string]int64 
 	return out
 }
 
-// stack is one private Redis + MinIO pair for a test's gateways.
+// stack is one private Redis + S3 pair for a test's gateways.
 type stack struct {
 	redis  *redisServer
-	minio  *minioServer
+	s3     *s3Server
 	prefix string // GATEWAY_S3_PREFIX
 	data   string
 }
@@ -175,8 +201,8 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	// Look both servers up before starting either, so a missing one skips fast.
 	serverBinary(t, "redis-server")
-	serverBinary(t, "minio")
-	return &stack{redis: startRedis(t), minio: startMinIO(t), prefix: "gw/", data: t.TempDir()}
+	s3Binary(t, s3Kind())
+	return &stack{redis: startRedis(t), s3: startS3(t), prefix: "gw/", data: t.TempDir()}
 }
 
 // env is the gateway's environment on this stack; later entries win.
@@ -187,12 +213,12 @@ func (s *stack) env(extra ...string) []string {
 		"GATEWAY_AUDIT_LOG=" + filepath.Join(s.data, "audit.log"),
 		"GATEWAY_LOG_LEVEL=warn",
 		"GATEWAY_REDIS_URL=" + s.redis.url(),
-		"GATEWAY_S3_BUCKET=" + s.minio.bucket,
+		"GATEWAY_S3_BUCKET=" + s.s3.bucket,
 		"GATEWAY_S3_PREFIX=" + s.prefix,
 		"GATEWAY_S3_PATH_STYLE=true",
-		"AWS_ENDPOINT_URL_S3=" + s.minio.endpoint,
-		"AWS_ACCESS_KEY_ID=" + s.minio.user,
-		"AWS_SECRET_ACCESS_KEY=" + s.minio.password,
+		"AWS_ENDPOINT_URL_S3=" + s.s3.endpoint,
+		"AWS_ACCESS_KEY_ID=" + s.s3.user,
+		"AWS_SECRET_ACCESS_KEY=" + s.s3.password,
 		"AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true",
 	}, extra...)...)
