@@ -97,9 +97,10 @@ func (p *binaryParser) fail(format string, args ...any) error {
 }
 
 // syntax turns a malformed-JSON error into what it means for this body: a
-// 400 for a FHIR body or a known Binary, else plain content.
+// 400 for a FHIR body or a known Binary, else content (bytes sent as
+// application/json need not be JSON at all, and are stored as they came).
 func (p *binaryParser) syntax(err error) error {
-	if !p.binary() && (p.kind == kindJSON || p.kind == kindAny && errors.Is(err, errNotObject)) {
+	if !p.binary() && p.kind != kindFHIR {
 		return errNotBinary
 	}
 	return err

@@ -82,11 +82,12 @@ func TestBinaryParser(t *testing.T) {
 		{name: "not an object (FHIR JSON)", ct: "application/fhir+json", body: `["Binary"]`, bad: true},
 		{name: "no resourceType (FHIR JSON)", ct: "application/fhir+json; fhirVersion=4.0", body: `{"contentType":"text/plain"}`, bad: true},
 		{name: "truncated", body: `{"resourceType":"Binary","data":"aGVsbG`, bad: true},
+		{name: "broken JSON (FHIR JSON)", ct: "application/fhir+json", body: `{"a":tru}`, bad: true},
 		{name: "trailing garbage", body: `{"resourceType":"Binary"} x`, bad: true},
 		{name: "bad securityContext", body: `{"resourceType":"Binary","securityContext":"Group/g"}`, bad: true},
 		{name: "contentType not a string", body: `{"resourceType":"Binary","contentType":7}`, bad: true},
-		{name: "missing colon", body: `{"resourceType" "Binary"}`, bad: true},
-		{name: "empty", body: ``, bad: true},
+		{name: "missing colon", ct: "application/fhir+json", body: `{"resourceType" "Binary"}`, bad: true},
+		{name: "empty", ct: "application/fhir+json", body: ``, bad: true},
 	}
 	for _, c := range cases {
 		f, data, err := parseBinaryAs(c.ct, c.body)
@@ -145,6 +146,8 @@ func TestBinaryParserLeavesOtherJSONAlone(t *testing.T) {
 		{"array", "", `[1,2,3]`},
 		{"plain JSON with data", "application/json", `{"data":"not base64!","resourceType":"Binary"}`},
 		{"plain JSON, not valid", "application/json; charset=utf-8", `{"a":`},
+		{"bytes that start like JSON", "", "{\x8f\x00\xff binary"},
+		{"broken JSON before resourceType", "", `{"a":tru, "resourceType":"Binary"}`},
 		{"plain JSON string", "application/json", `"hello"`},
 		{"plain JSON, repeated names", "application/json", `{"a":1,"a":2}`},
 		{"large plain JSON", "application/json", big},
