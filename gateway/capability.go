@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -10,18 +14,47 @@ import (
 	"fhir-binary-gateway/config"
 )
 
+// capabilitiesDate is CapabilityStatement.date: when this instance's
+// capabilities last changed, which is when it started (they follow from
+// its settings). A fixed date keeps the ETag stable between requests.
+var capabilitiesDate = time.Now().UTC().Truncate(time.Second)
+
 // capabilities is GET /metadata: a CapabilityStatement that tells the truth
 // about what this instance serves, with its settings' limits.
 func (s *Server) capabilities(c echo.Context) error {
-	if _, p := negotiate(c.Request().Header.Get("Accept"), c.QueryParam("_format"), "application/fhir+json", false); p != nil {
+	if p := negotiateFHIR(c.Request().Header.Get("Accept"), c.QueryParam("_format")); p != nil {
 		return p
 	}
-	base := s.baseURL(c)
+	body, err := jsonIndent(s.capabilityStatement(s.baseURL(c)))
+	if err != nil {
+		return err
+	}
+	return writeDefinition(c, body)
+}
+
+// writeDefinition answers a conformance resource (CapabilityStatement,
+// OperationDefinition, StructureDefinition) with an ETag of its bytes, so a
+// client can revalidate with If-None-Match.
+func writeDefinition(c echo.Context, body []byte) error {
+	sum := sha256.Sum256(body)
+	etag := `W/"` + hex.EncodeToString(sum[:8]) + `"`
+	h := c.Response().Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "no-cache")
+	h.Add(echo.HeaderVary, "Accept")
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagListMatch(inm, etag, false) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, mimeFHIRJSON, body)
+}
+
+func (s *Server) capabilityStatement(base string) map[string]any {
 	op := func(name, def string) map[string]any {
 		return map[string]any{"name": name, "definition": def}
 	}
 	binary := map[string]any{
 		"type":              "Binary",
+		"profile":           "http://hl7.org/fhir/StructureDefinition/Binary",
 		"versioning":        "versioned-update",
 		"readHistory":       true,
 		"updateCreate":      true,
@@ -30,13 +63,13 @@ func (s *Server) capabilities(c echo.Context) error {
 		"conditionalUpdate": false,
 		"conditionalDelete": "not-supported",
 		"interaction": []map[string]string{
-			{"code": "read", "documentation": "FHIR JSON when Accept is application/fhir+json, application/json+fhir, application/json or _format=json; otherwise the raw content, exactly as $binary-access-read. _summary=true leaves data out; data is inlined only up to " + strconv.FormatInt(s.cfg.InlineMaxSize, 10) + " bytes."},
+			{"code": "read", "documentation": "FHIR JSON when Accept is application/fhir+json, application/json+fhir or application/json (for content that is not itself JSON), or _format=json; otherwise the raw content, exactly as $binary-access-read (answers carry Vary: Accept). _summary=true leaves data out, _summary=text keeps id, meta and contentType, _summary=data keeps data; data is inlined only up to " + strconv.FormatInt(s.cfg.InlineMaxSize, 10) + " bytes, and a Binary returned without its data carries the SUBSETTED tag. An Accept naming another FHIR version (fhirVersion=3.0) answers 406."},
 			{"code": "vread", "documentation": "Any stored version, by the same negotiation as read; versions live until the Binary expires or is deleted."},
-			{"code": "create", "documentation": "POST /Binary with any raw body (Content-Type is the Binary's contentType), or a FHIR JSON Binary (Content-Type application/fhir+json) whose base64 data is decoded while it streams; another FHIR JSON resource is stored as-is. Headers: X-Security-Context (reference), X-Expires-At (RFC 3339 instant), Content-Disposition filename. Largest body: " + strconv.FormatInt(s.cfg.MaxUploadSize, 10) + " bytes (413 beyond). Prefer: return=minimal|representation|OperationOutcome."},
+			{"code": "create", "documentation": "POST /Binary with any raw body (Content-Type is the Binary's contentType), or a FHIR JSON Binary resource (Content-Type application/fhir+json, application/json+fhir or application/json, with any fhirVersion or charset parameter) whose base64 data is decoded while it streams; other JSON, including another FHIR resource, is stored as-is. A Binary resource that repeats an element, carries implicitRules, a modifierExtension, Binary.extension (not an R4 element) or an element Binary does not have is refused with 400. Headers: X-Security-Context (reference), X-Expires-At (RFC 3339 instant), Content-Disposition filename. Largest body: " + strconv.FormatInt(s.cfg.MaxUploadSize, 10) + " bytes (413 beyond). Prefer: return=minimal|representation|OperationOutcome."},
 			{"code": "update", "documentation": "PUT /Binary/{id}: a new version; update-as-create for a new or deleted id; an expired id answers 410; without X-Expires-At the Binary keeps its expiry; If-Match: W/\"n\" answers 412 when stale."},
 			{"code": "delete", "documentation": "Afterwards every read answers 410 Gone; If-Match: W/\"n\" answers 412 when stale."},
-			{"code": "history-instance", "documentation": "Every stored version, newest first."},
-			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count. Other parameters are ignored, or a 400 with Prefer: handling=strict."},
+			{"code": "history-instance", "documentation": "Every stored version, newest first; entries carry no data (SUBSETTED)."},
+			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count. Entries carry no data (SUBSETTED). Other parameters are ignored, or a 400 with Prefer: handling=strict."},
 		},
 		"searchParam": []map[string]string{
 			{"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
@@ -47,12 +80,29 @@ func (s *Server) capabilities(c echo.Context) error {
 			op("export-download", base+"/OperationDefinition/"+opDefExport),
 			op("import", base+"/OperationDefinition/"+opDefImport),
 		},
-		"documentation": s.downloadDoc() + " Binary.extension " + ExtExpires + " (valueInstant) carries the expiry: after it, every route answers 410 Gone. " + ExtFilename + " (valueString) carries the download filename. $import (POST /Binary/$import, a Parameters resource with key, contentType, securityContext, expiresAt, owner, filename) registers an object already in the bucket.",
+		"documentation": s.downloadDoc() + " Binary.meta.extension " + ExtExpires + " (valueInstant) carries the expiry: after it, every route answers 410 Gone. " + ExtFilename + " (valueString) carries the download filename. R4 Binary is a Resource, not a DomainResource, so these extensions live in meta.extension; their StructureDefinitions are served at " + base + "/StructureDefinition/" + extExpiresID + " and " + base + "/StructureDefinition/" + extFilenameID + ". $import (POST /Binary/$import, a Parameters resource with key, contentType, securityContext, expiresAt, owner, filename) registers an object already in the bucket.",
 	}
-	cs := map[string]any{
+	definitions := func(typ, doc string, search bool) map[string]any {
+		r := map[string]any{
+			"type":          typ,
+			"interaction":   []map[string]string{{"code": "read"}},
+			"documentation": doc,
+		}
+		if search {
+			r["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}}
+			r["searchParam"] = []map[string]string{{"name": "url", "type": "uri", "definition": "http://hl7.org/fhir/SearchParameter/conformance-url"}}
+		}
+		return r
+	}
+	return map[string]any{
 		"resourceType": "CapabilityStatement",
+		"url":          base + "/metadata",
+		"name":         "FhirBinaryGateway",
+		"title":        "fhir-binary-gateway",
 		"status":       "active",
-		"date":         s.now().UTC().Format(time.RFC3339),
+		"date":         capabilitiesDate.Format(time.RFC3339),
+		"publisher":    "fhir-binary-gateway",
+		"description":  "FHIR R4 Binary over object storage. " + xmlNotSupported + ": no well-kept Go FHIR XML encoder exists, and a hand-written one would be a second representation to keep exact; Accept: application/fhir+xml and _format=xml answer 406.",
 		"kind":         "instance",
 		"software":     map[string]string{"name": "fhir-binary-gateway", "version": s.version},
 		"implementation": map[string]string{
@@ -64,15 +114,103 @@ func (s *Server) capabilities(c echo.Context) error {
 		"rest": []map[string]any{{
 			"mode":     "server",
 			"security": s.securityDoc(),
-			"resource": []map[string]any{binary},
+			"resource": []map[string]any{
+				binary,
+				definitions("OperationDefinition", "The definitions of the operations named above.", false),
+				definitions("StructureDefinition", "The definitions of the gateway's extensions ("+ExtExpires+", "+ExtFilename+"); search by url resolves a canonical URL.", true),
+			},
 		}},
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	body, err := jsonIndent(cs)
-	if err != nil {
-		return err
+}
+
+// options is OPTIONS on a FHIR route: Allow names the methods the path
+// really answers (echo's own would list every method of routes that share
+// the pattern, such as POST on /Binary/{id}).
+func (s *Server) options(c echo.Context) error {
+	path := c.Request().URL.Path
+	var allow []string
+	routed := routedMethods(s.echo.Routes(), path)
+	for _, m := range strings.Split(allowedMethods(path, s.cfg.BasePath, s.cfg.MultiTenant), ", ") {
+		// What this path means, less what no route serves yet.
+		if m == http.MethodOptions || routed[m] {
+			allow = append(allow, m)
+		}
 	}
-	return c.Blob(http.StatusOK, mimeFHIRJSON, body)
+	if len(allow) <= 1 {
+		return problem(http.StatusNotFound, "not-found", "no such route")
+	}
+	c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.NoContent(http.StatusNoContent)
+}
+
+// routedMethods are the methods of the routes whose pattern matches path.
+func routedMethods(routes []*echo.Route, path string) map[string]bool {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	out := map[string]bool{}
+	for _, r := range routes {
+		pat := strings.Split(strings.Trim(r.Path, "/"), "/")
+		if patternMatches(pat, seg) {
+			out[r.Method] = true
+		}
+	}
+	return out
+}
+
+func patternMatches(pat, seg []string) bool {
+	for i, p := range pat {
+		switch {
+		case p == "*":
+			return true
+		case i >= len(seg):
+			return false
+		case strings.HasPrefix(p, ":"):
+		case p != seg[i]:
+			return false
+		}
+	}
+	return len(pat) == len(seg)
+}
+
+// allowedMethods is the Allow header of a FHIR path ("" when there is no
+// such route).
+func allowedMethods(path, basePath string, multiTenant bool) string {
+	rest := strings.Trim(strings.TrimPrefix(path, basePath), "/")
+	if multiTenant {
+		_, rest, _ = strings.Cut(rest, "/")
+	}
+	seg := strings.Split(rest, "/")
+	for i, v := range seg {
+		if u, err := url.PathUnescape(v); err == nil {
+			seg[i] = u
+		}
+	}
+	const read = "GET, HEAD, OPTIONS"
+	switch {
+	case len(seg) == 1 && seg[0] == "metadata":
+		return read
+	case len(seg) == 2 && (seg[0] == "OperationDefinition" || seg[0] == "StructureDefinition"):
+		return read
+	case len(seg) == 1 && seg[0] == "StructureDefinition":
+		return read
+	case len(seg) == 0 || seg[0] != "Binary":
+		return ""
+	case len(seg) == 1:
+		return "GET, POST, DELETE, OPTIONS"
+	case len(seg) == 2 && seg[1] == "_search":
+		return "POST, OPTIONS"
+	case len(seg) == 2 && strings.HasPrefix(seg[1], "$"):
+		return "POST, OPTIONS"
+	case len(seg) == 2:
+		return "GET, HEAD, PUT, DELETE, OPTIONS"
+	case len(seg) == 3 && (seg[2] == opBinaryAccessRead || seg[2] == opExportDownload || seg[2] == opHistory):
+		return read
+	case len(seg) == 3 && strings.HasPrefix(seg[2], "$"):
+		return "POST, OPTIONS"
+	case len(seg) == 4 && seg[2] == opHistory:
+		return read
+	}
+	return ""
 }
 
 func (s *Server) downloadDoc() string {
@@ -87,10 +225,10 @@ func (s *Server) downloadDoc() string {
 
 func (s *Server) securityDoc() map[string]any {
 	if s.cfg.Auth != config.AuthJWT {
-		return map[string]any{"cors": false, "description": "No authentication (GATEWAY_AUTH=none)."}
+		return map[string]any{"cors": len(s.cfg.CORSOrigins) > 0, "description": "No authentication (GATEWAY_AUTH=none)."}
 	}
 	return map[string]any{
-		"cors": false,
+		"cors": len(s.cfg.CORSOrigins) > 0,
 		"service": []map[string]any{{"coding": []map[string]string{{
 			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
 		}}}},

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 )
 
 // representation is what a read answers with.
@@ -15,10 +17,29 @@ const (
 	repFHIRJSON                       // the Binary resource as FHIR JSON
 )
 
-var fhirJSONTypes = map[string]bool{
+// fhirJSONMedia are the media types of FHIR JSON (R4's and DSTU2's).
+var fhirJSONMedia = map[string]bool{
 	"application/fhir+json": true,
 	"application/json+fhir": true,
 }
+
+// fhirJSONTypes are the Content-Types whose create or update body may be a
+// FHIR JSON Binary resource (binary.html#rest): FHIR JSON, and plain JSON,
+// which fhirclient and most HTTP libraries send. Keys are base types;
+// isFHIRJSONBody takes a whole Content-Type.
+var fhirJSONTypes = map[string]bool{
+	"application/fhir+json": true,
+	"application/json+fhir": true,
+	"application/json":      true,
+}
+
+// xmlNotSupported says why XML is refused; the CapabilityStatement says the
+// same (issue 17 item 10: no well-kept Go FHIR XML encoder exists).
+const xmlNotSupported = "this server speaks FHIR JSON only (application/fhir+json); FHIR XML is not supported"
+
+// r4Versions are the fhirVersion media-type parameter values that name this
+// server's FHIR version (versions.html#mt-version).
+var r4Versions = map[string]bool{"4.0": true, "4.0.1": true}
 
 var fhirXMLTypes = map[string]bool{
 	"application/fhir+xml": true, "application/xml+fhir": true,
@@ -31,16 +52,25 @@ func formatParam(format string) (representation, bool, *Problem) {
 	if f == "" {
 		return repRaw, false, nil
 	}
-	if mt, _, err := mime.ParseMediaType(f); err == nil {
+	if mt, params, err := mime.ParseMediaType(f); err == nil {
 		f = mt
+		if v, ok := params["fhirversion"]; ok && fhirJSONMedia[f] && !r4Versions[v] {
+			return repRaw, true, wrongVersion(format)
+		}
 	}
 	switch {
-	case f == "json" || f == "application/json" || fhirJSONTypes[f]:
+	case f == "json" || f == "application/json" || fhirJSONMedia[f]:
 		return repFHIRJSON, true, nil
-	case f == "xml" || f == "text/xml" || f == "application/xml" || fhirXMLTypes[f] || f == "ttl" || f == "text/turtle":
-		return repRaw, true, problem(http.StatusNotAcceptable, "not-supported", "_format %q is not supported: this server speaks FHIR JSON only", format)
+	case f == "xml" || f == "text/xml" || f == "application/xml" || fhirXMLTypes[f]:
+		return repRaw, true, problem(http.StatusNotAcceptable, "not-supported", "_format %q is not supported: %s", truncate(format, 100), xmlNotSupported)
+	case f == "ttl" || f == "text/turtle":
+		return repRaw, true, problem(http.StatusNotAcceptable, "not-supported", "_format %q is not supported: this server speaks FHIR JSON only", truncate(format, 100))
 	}
-	return repRaw, true, problem(http.StatusNotAcceptable, "not-supported", "_format %q is not a format this server knows (use json)", format)
+	return repRaw, true, problem(http.StatusNotAcceptable, "not-supported", "_format %q is not a format this server knows (use json)", truncate(format, 100))
+}
+
+func wrongVersion(mediaType string) *Problem {
+	return problem(http.StatusNotAcceptable, "not-supported", "%q asks for another FHIR version: this server speaks FHIR R4 (fhirVersion=4.0)", truncate(mediaType, 100))
 }
 
 // negotiate picks the representation of GET /Binary/{id} (FHIR content
@@ -58,17 +88,27 @@ func negotiate(accept, format, contentType string, op bool) (representation, *Pr
 	if accept == "" {
 		return repRaw, nil
 	}
-	ctType, ctSub := splitType(baseType(contentType))
+	ct := baseType(contentType)
+	ctType, ctSub := splitType(ct)
+	// Content that is JSON but not FHIR JSON (application/vnd.xacml+json):
+	// Accept: application/json asks for the content itself (binary.html).
+	jsonContent := !fhirJSONMedia[ct] && (ct == "application/json" || strings.HasSuffix(ctSub, "+json"))
 	var fhirQ, rawQ float64
+	otherVersion, askedXML := false, false
 	for _, part := range strings.Split(accept, ",") {
-		mt, q := mediaRange(part)
+		mt, q, version := mediaRange(part)
 		if mt == "" || q <= 0 {
 			continue
 		}
 		t, sub := splitType(mt)
 		switch {
-		case fhirJSONTypes[mt]:
-			if ctType+"/"+ctSub == mt && !op {
+		case fhirJSONMedia[mt] && version != "" && !r4Versions[version]:
+			// FHIR JSON of another FHIR version is not what we have.
+			otherVersion = true
+		case fhirXMLTypes[mt] && ct != mt:
+			askedXML = true
+		case fhirJSONMedia[mt]:
+			if ct == mt && !op {
 				// Content that is itself FHIR JSON: the resource view wins.
 				fhirQ = max(fhirQ, q)
 				continue
@@ -80,6 +120,8 @@ func negotiate(accept, format, contentType string, op bool) (representation, *Pr
 			}
 		case t == ctType && sub == ctSub:
 			rawQ = max(rawQ, q+0.0001) // the exact type beats a wildcard of equal q
+		case mt == "application/json" && jsonContent:
+			rawQ = max(rawQ, q)
 		case mt == "application/json" && !op:
 			// HAPI and most servers read plain JSON as FHIR JSON.
 			fhirQ = max(fhirQ, q)
@@ -88,9 +130,13 @@ func negotiate(accept, format, contentType string, op bool) (representation, *Pr
 		}
 	}
 	switch {
+	case fhirQ == 0 && rawQ == 0 && otherVersion:
+		return repRaw, wrongVersion(accept)
+	case fhirQ == 0 && rawQ == 0 && askedXML:
+		return repRaw, problem(http.StatusNotAcceptable, "not-supported", "Accept %q: %s", truncate(accept, 200), xmlNotSupported)
 	case fhirQ == 0 && rawQ == 0:
 		return repRaw, problem(http.StatusNotAcceptable, "not-supported",
-			"Accept %q allows neither FHIR JSON (application/fhir+json) nor the content's type %s", truncate(accept, 200), contentType)
+			"Accept %q allows neither FHIR JSON (application/fhir+json) nor the content's type %s", truncate(accept, 200), truncate(contentType, 100))
 	case fhirQ >= rawQ:
 		return repFHIRJSON, nil
 	default:
@@ -98,29 +144,52 @@ func negotiate(accept, format, contentType string, op bool) (representation, *Pr
 	}
 }
 
+// negotiateFHIR checks Accept and _format on a route that answers only FHIR
+// resources (metadata, definitions, search and history Bundles): FHIR JSON
+// or a 406 that says why.
+func negotiateFHIR(accept, format string) *Problem {
+	_, p := negotiate(accept, format, "application/fhir+json", false)
+	return p
+}
+
+// negotiateRead is negotiate for a read or vread of the Binary: the answer
+// depends on Accept, so caches are told (Vary: Accept).
+func negotiateRead(c echo.Context, contentType string) (representation, *Problem) {
+	c.Response().Header().Add(echo.HeaderVary, "Accept")
+	return negotiate(c.Request().Header.Get("Accept"), c.QueryParam("_format"), contentType, false)
+}
+
 // mediaRange parses one element of an Accept list into its lower-case media
-// type and q value (default 1; malformed q counts as 0).
-func mediaRange(s string) (string, float64) {
+// type, q value (default 1; malformed q counts as 0) and fhirVersion
+// parameter.
+func mediaRange(s string) (string, float64, string) {
 	fields := strings.Split(s, ";")
 	mt := strings.ToLower(strings.TrimSpace(fields[0]))
 	if mt == "*" {
 		mt = "*/*"
 	}
 	if strings.Count(mt, "/") != 1 {
-		return "", 0
+		return "", 0, ""
 	}
-	q := 1.0
+	q, version := 1.0, ""
 	for _, f := range fields[1:] {
 		k, v, ok := strings.Cut(strings.TrimSpace(f), "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		switch {
+		case strings.EqualFold(k, "q"):
+			n, err := strconv.ParseFloat(v, 64)
 			if err != nil || n < 0 || n > 1 {
-				return mt, 0
+				return mt, 0, version
 			}
 			q = n
+		case strings.EqualFold(k, "fhirVersion"):
+			version = v
 		}
 	}
-	return mt, q
+	return mt, q, version
 }
 
 func baseType(ct string) string {

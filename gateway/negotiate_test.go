@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 )
 
 func TestNegotiate(t *testing.T) {
@@ -35,6 +39,20 @@ func TestNegotiate(t *testing.T) {
 		{"image/png", "", "application/fhir+ndjson", true, repRaw, http.StatusNotAcceptable},
 		{"application/fhir+ndjson", "", "application/fhir+ndjson; charset=utf-8", true, repRaw, 0},
 		{";;;,,,=", "", "application/pdf", false, repRaw, http.StatusNotAcceptable},
+		// JSON-like content read with Accept: application/json is the
+		// content (binary.html's own example), FHIR JSON content is not.
+		{"application/json", "", "application/vnd.xacml+json", false, repRaw, 0},
+		{"application/json", "", "application/vnd.xacml+json; charset=utf-8", false, repRaw, 0},
+		{"application/fhir+json", "", "application/vnd.xacml+json", false, repFHIRJSON, 0},
+		{"application/json", "", "application/fhir+json", false, repFHIRJSON, 0},
+		// Another FHIR version is not what this server has.
+		{"application/fhir+json; fhirVersion=3.0", "", "application/pdf", false, repRaw, http.StatusNotAcceptable},
+		{"application/fhir+json; fhirVersion=4.0", "", "application/pdf", false, repFHIRJSON, 0},
+		{"application/fhir+json; fhirVersion=\"4.0.1\"", "", "application/pdf", false, repFHIRJSON, 0},
+		{"application/fhir+json; fhirVersion=3.0, application/fhir+json; fhirVersion=4.0;q=0.5", "", "application/pdf", false, repFHIRJSON, 0},
+		{"application/fhir+json; fhirVersion=3.0, */*;q=0.1", "", "application/pdf", false, repRaw, 0},
+		{"", "application/fhir+json; fhirVersion=3.0", "application/pdf", false, repRaw, http.StatusNotAcceptable},
+		{"", "application/fhir+json; fhirVersion=4.0", "application/pdf", false, repFHIRJSON, 0},
 	}
 	for _, c := range cases {
 		got, p := negotiate(c.accept, c.format, c.ct, c.op)
@@ -60,5 +78,52 @@ func TestContentDisposition(t *testing.T) {
 		if got := contentDisposition(in); got != want {
 			t.Errorf("contentDisposition(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// Routes that answer only FHIR resources (history, search, metadata)
+// negotiate like a read of FHIR JSON content.
+func TestNegotiateFHIR(t *testing.T) {
+	cases := []struct {
+		accept, format string
+		status         int
+	}{
+		{"", "", 0},
+		{"application/fhir+json", "", 0},
+		{"application/json", "", 0},
+		{"*/*", "", 0},
+		{"application/fhir+xml", "", http.StatusNotAcceptable},
+		{"text/plain", "", http.StatusNotAcceptable},
+		{"", "xml", http.StatusNotAcceptable},
+		{"application/fhir+json", "xml", http.StatusNotAcceptable},
+		{"application/fhir+json; fhirVersion=3.0", "", http.StatusNotAcceptable},
+		{"application/fhir+xml", "json", 0},
+	}
+	for _, c := range cases {
+		p := negotiateFHIR(c.accept, c.format)
+		status := 0
+		if p != nil {
+			status = p.Status
+		}
+		if status != c.status {
+			t.Errorf("negotiateFHIR(%q, %q) = %d; want %d", c.accept, c.format, status, c.status)
+		}
+	}
+	if p := negotiateFHIR("application/fhir+xml", ""); p == nil || !strings.Contains(p.Diagnostics, "XML is not supported") {
+		t.Errorf("XML refusal does not say why: %v", p)
+	}
+}
+
+func TestNegotiateReadVaries(t *testing.T) {
+	e := echo.New()
+	req := httptest.NewRequest(http.MethodGet, "/Binary/x?_format=json", nil)
+	rec := httptest.NewRecorder()
+	c := e.NewContext(req, rec)
+	rep, p := negotiateRead(c, "application/pdf")
+	if p != nil || rep != repFHIRJSON {
+		t.Fatalf("negotiateRead: %v %v", rep, p)
+	}
+	if got := rec.Header().Get("Vary"); got != "Accept" {
+		t.Errorf("Vary %q; want Accept", got)
 	}
 }

@@ -50,10 +50,10 @@ var operationDefs = map[string]opDef{
 
 // operationDefinition is GET /OperationDefinition/{id}.
 func (s *Server) operationDefinition(c echo.Context) error {
-	if _, p := negotiate(c.Request().Header.Get("Accept"), c.QueryParam("_format"), mimeFHIRJSON, false); p != nil {
+	if p := negotiateFHIR(c.Request().Header.Get("Accept"), c.QueryParam("_format")); p != nil {
 		return p
 	}
-	id := c.Param("id")
+	id := pathParam(c, "id")
 	d, ok := operationDefs[id]
 	if !ok {
 		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport)
@@ -87,6 +87,5 @@ func (s *Server) operationDefinition(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Blob(http.StatusOK, mimeFHIRJSON, body)
+	return writeDefinition(c, body)
 }

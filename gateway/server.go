@@ -149,6 +149,11 @@ func (s *Server) routes(e *echo.Echo) {
 	get := []string{http.MethodGet, http.MethodHead}
 	fhir.Match(get, "/metadata", s.capabilities)
 	fhir.Match(get, "/OperationDefinition/:id", s.operationDefinition)
+	fhir.Match(get, "/StructureDefinition/:id", s.readStructureDefinition)
+	fhir.Match(get, "/StructureDefinition", s.searchStructureDefinitions)
+	for _, p := range []string{"/metadata", "/OperationDefinition/:id", "/StructureDefinition", "/StructureDefinition/:id", "/Binary", "/Binary/:id", "/Binary/:id/:op", "/Binary/:id/_history/:vid"} {
+		fhir.OPTIONS(p, s.options)
+	}
 	// Every Binary route checks the bearer token and writes an AuditEvent.
 	fhir.POST("/Binary", s.create, s.guard)
 	fhir.GET("/Binary", s.search, s.guard)
