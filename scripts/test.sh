@@ -63,6 +63,8 @@ set -a
 # shellcheck disable=SC1091
 . .services/env
 set +a
+# The FHIR validators and clients the conformance tests drive (npm ci, once).
+step "conformance dependencies" scripts/conformance-deps.sh
 step "go test" go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./...
 step "localstack init-s3 check" localstack/check-init.sh
 
@@ -78,8 +80,8 @@ step "terraform fmt -check" tf_fmt
 # Each further check is one `step "NAME" CMD...` line here, after the
 # services are up (.services/env is exported) and before the summary, e.g.
 #   step "terraform validate + test" scripts/terraform-check.sh
-#   step "conformance dependencies" scripts/conformance-deps.sh
 # ---- end of further checks ------------------------------------------------
+step "terraform validate + test" scripts/terraform-check.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
 	echo "test: FAILED steps: ${failed[*]} ($((SECONDS - started)) s)" >&2
