@@ -141,7 +141,7 @@ func (s *Server) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, p := negotiate(c.Request().Header.Get("Accept"), c.QueryParam("_format"), "application/fhir+json", false); p != nil {
+	if p := negotiateFHIR(c.Request().Header.Get("Accept"), c.QueryParam("_format")); p != nil {
 		return p
 	}
 	q := c.QueryParams()

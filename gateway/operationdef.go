@@ -13,6 +13,7 @@ const (
 	opDefAccessRead = "Binary-binary-access-read"
 	opDefExport     = "Binary-export-download"
 	opDefImport     = "Binary-import"
+	opDefExpunge    = "Binary-expunge"
 )
 
 type opParam struct {
@@ -46,6 +47,8 @@ var operationDefs = map[string]opDef{
 		{name: "filename", use: "in", typ: "string", min: 0, max: "1", doc: "Download filename; default the key's base name."},
 		{name: "return", use: "out", typ: "Binary", min: 1, max: "1", doc: "The new Binary (without data); its Location is the download URL."},
 	}, doc: "POST /Binary/$import with a Parameters resource: a bulk-data export service registers a file it wrote into the bucket."},
+	opDefExpunge: {code: "expunge", title: "Erase a Binary and its history", instance: true, write: true, params: []opParam{},
+		doc: "POST /Binary/{id}/$expunge (delete scope): every version's record and bytes are erased; a tombstone keeps answering 410, and a later PUT on the id answers 410. Answers 204."},
 }
 
 // operationDefinition is GET /OperationDefinition/{id}.
@@ -56,7 +59,7 @@ func (s *Server) operationDefinition(c echo.Context) error {
 	id := pathParam(c, "id")
 	d, ok := operationDefs[id]
 	if !ok {
-		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport)
+		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport, opDefExpunge)
 	}
 	params := make([]map[string]any, 0, len(d.params))
 	for _, p := range d.params {

@@ -162,7 +162,9 @@ func (s *Server) routes(e *echo.Echo) {
 	fhir.Match(get, "/Binary/:id", s.read, s.guard)
 	fhir.PUT("/Binary/:id", s.update, s.guard)
 	fhir.DELETE("/Binary/:id", s.remove, s.guard)
-	fhir.POST("/Binary/:id/:op", s.instanceOp, s.guard)
+	// A literal route, so that POST on another /Binary/{id}/{op} stays a
+	// 405 the router answers (before any token check).
+	fhir.POST("/Binary/:id/"+opExpunge, s.expunge, s.guard)
 	fhir.Match(get, "/Binary/:id/:op", s.operation, s.guard)
 	fhir.Match(get, "/Binary/:id/_history/:vid", s.vread, s.guard)
 }

@@ -222,11 +222,8 @@ func (s *Server) deleted(c echo.Context) error {
 
 const opExpunge = "$expunge"
 
-// instanceOp is POST /Binary/{id}/{op}: $expunge.
-func (s *Server) instanceOp(c echo.Context) error {
-	if op := pathParam(c, "op"); op != opExpunge {
-		return problem(http.StatusNotFound, "not-supported", "POST on Binary/{id}/%s is not supported", truncate(op, 60))
-	}
+// expunge is POST /Binary/{id}/$expunge: erase every version.
+func (s *Server) expunge(c echo.Context) error {
 	s.noteSubtype(c, "operation")
 	id, err := binaryID(c)
 	if err != nil {

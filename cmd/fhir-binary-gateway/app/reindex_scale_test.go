@@ -88,12 +88,13 @@ type binaryView struct {
 	Meta         struct {
 		VersionID   string `json:"versionId"`
 		LastUpdated string `json:"lastUpdated"`
+		// R4 Binary is a Resource: its extensions live in meta.extension.
+		Extension []struct {
+			URL          string `json:"url"`
+			ValueInstant string `json:"valueInstant"`
+			ValueString  string `json:"valueString"`
+		} `json:"extension"`
 	} `json:"meta"`
-	Extension []struct {
-		URL          string `json:"url"`
-		ValueInstant string `json:"valueInstant"`
-		ValueString  string `json:"valueString"`
-	} `json:"extension"`
 	ContentType     string `json:"contentType"`
 	SecurityContext *struct {
 		Reference string `json:"reference"`
@@ -101,7 +102,7 @@ type binaryView struct {
 }
 
 func (v binaryView) ext(u string) (instant, str string) {
-	for _, e := range v.Extension {
+	for _, e := range v.Meta.Extension {
 		if e.URL == u {
 			return e.ValueInstant, e.ValueString
 		}
