@@ -107,6 +107,7 @@ func New(d Deps) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestID, s.observe, s.recoverPanics)
+	e.Use(s.cors())
 	s.routes(e)
 	e.GET("/metrics", metricsHandler(reg))
 	s.echo = e
