@@ -119,6 +119,7 @@ func New(d Deps) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(d.Config.TrustedProxies)
 	e.Use(s.requestID, s.observe, s.boundRequest, s.recoverPanics)
+	e.Use(s.cors())
 	s.routes(e)
 	e.GET("/metrics", metricsHandler(reg))
 	s.echo = e
