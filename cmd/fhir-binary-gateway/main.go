@@ -23,6 +23,7 @@ import (
 
 	"fhir-binary-gateway/cmd/fhir-binary-gateway/app"
 	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/gateway"
 )
 
 // version is set at build time (-ldflags "-X main.version=..."); a plain
@@ -165,6 +166,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderLimit,
+		MaxHeaderBytes:    gateway.MaxHeaderBytes, // the request line and headers: bounded memory per request
 		IdleTimeout:       cfg.IdleTimeout,
 		// No WriteTimeout: a large download may rightly take long.
 	}

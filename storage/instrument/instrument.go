@@ -46,7 +46,9 @@ func (m *Metrics) observe(ctx context.Context, store, op string, start time.Time
 
 // failed: a real backend failure, not an answer or a caller that left.
 func failed(ctx context.Context, err error) bool {
-	if err == nil || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrInvalidRange) {
+	if err == nil || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrInvalidRange) ||
+		errors.Is(err, storage.ErrRejected) || errors.Is(err, storage.ErrInvalidKey) {
+		// Answers about the request, not failures of the store.
 		return false
 	}
 	if errors.Is(err, context.Canceled) || ctx.Err() == context.Canceled {
