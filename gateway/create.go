@@ -55,7 +55,7 @@ func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Writ
 	if !fhirJSONTypes[baseType(w.ContentType)] {
 		return s.store(c, cur, w, body, nil)
 	}
-	p := newBinaryParser(&limitReader{r: body, left: s.cfg.MaxUploadSize})
+	p := newBinaryParserFor(w.ContentType, &limitReader{r: body, left: s.cfg.MaxUploadSize})
 	hasData, err := p.head()
 	if errors.Is(err, errNotBinary) {
 		// Another resource: stored as-is, as the spec says.
@@ -70,8 +70,14 @@ func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Writ
 		if f.ResourceType != "Binary" {
 			return fmt.Errorf("%w: a FHIR JSON body with a top-level data element must be a Binary", errBadBody)
 		}
-		if urlID != "" && f.ID != "" && f.ID != urlID {
+		if urlID != "" && f.ID == "" {
+			return fmt.Errorf("%w: an update's Binary must carry its id (%q, as in the URL)", errBadBody, urlID)
+		}
+		if urlID != "" && f.ID != urlID {
 			return fmt.Errorf("%w: Binary.id %q does not match the id %q in the URL", errBadBody, f.ID, urlID)
+		}
+		if !f.ExpiresAt.IsZero() && !f.ExpiresAt.Equal(b.ExpiresAt) {
+			return fmt.Errorf("%w: the expiry extension must come before data in meta (it belongs to the Binary and is decided before the content is stored)", errBadBody)
 		}
 		if f.ContentType == "" {
 			return fmt.Errorf("%w: Binary.contentType is required", errBadBody)
@@ -84,6 +90,8 @@ func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Writ
 			return fmt.Errorf("%w: Binary.securityContext.reference: %v", errBadBody, err)
 		}
 		b.ContentType, b.SecurityContext = ct, f.SecurityContext
+		b.Filename, b.Language = cleanFilename(f.Filename), f.Language
+		b.Tags, b.Security = storageCodings(f.Tags), storageCodings(f.Security)
 		return nil
 	}
 	// What is known before data goes into the object's metadata; the whole
@@ -100,11 +108,23 @@ func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Writ
 		label = ""
 	}
 	w.SecurityContext = &label
+	if !early.ExpiresAt.IsZero() {
+		exp := early.ExpiresAt.UTC()
+		w.ExpiresAt = &exp
+	}
 	var data io.Reader = strings.NewReader("")
 	if hasData {
 		data = p.data()
 	}
 	return s.store(c, cur, w, &thenTail{r: data, p: p}, func(b *storage.Binary) error { return check(p.f, b) })
+}
+
+func storageCodings(cs []coding) []storage.Coding {
+	var out []storage.Coding
+	for _, c := range cs {
+		out = append(out, storage.Coding(c))
+	}
+	return out
 }
 
 // thenTail reads data and, at its end, the rest of the JSON body, so that a
@@ -319,8 +339,15 @@ func (s *Server) written(c echo.Context, b storage.Binary, status int) error {
 	case "minimal":
 		return c.NoContent(status)
 	case "OperationOutcome":
-		return c.JSON(status, newOutcome("information", "informational",
+		body, err := json.Marshal(newOutcome("information", "informational",
 			fmt.Sprintf("Binary/%s version %d stored (%d bytes)", b.ID, b.Version, b.Size)))
+		if err != nil {
+			return err
+		}
+		return c.Blob(status, mimeFHIRJSON, body)
+	case "representation":
+		// The whole resource, data included while it is small enough to inline.
+		return s.writeBinaryJSON(c, b, summaryFalse, b.Size <= s.cfg.InlineMaxSize, status, false)
 	}
 	body, err := json.Marshal(toBinaryJSON(b))
 	if err != nil {

@@ -81,6 +81,7 @@ type binaryJSON struct {
 	ResourceType    string     `json:"resourceType"`
 	ID              string     `json:"id"`
 	Meta            meta       `json:"meta"`
+	Language        string     `json:"language,omitempty"`
 	ContentType     string     `json:"contentType"`
 	SecurityContext *reference `json:"securityContext,omitempty"`
 }
@@ -145,6 +146,13 @@ func binaryResource(b storage.Binary, mode summaryMode, withData bool) binaryJSO
 	}
 	if b.Filename != "" {
 		r.Meta.Extension = append(r.Meta.Extension, extension{URL: ExtFilename, ValueString: b.Filename})
+	}
+	r.Language = b.Language
+	for _, c := range b.Tags {
+		r.Meta.Tag = append(r.Meta.Tag, coding(c))
+	}
+	for _, c := range b.Security {
+		r.Meta.Security = append(r.Meta.Security, coding(c))
 	}
 	subsetted := !withData && b.Size > 0
 	if b.SecurityContext != "" {

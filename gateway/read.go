@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -96,7 +97,7 @@ func (s *Server) read(c echo.Context) error {
 // history is read through the gateway only).
 func (s *Server) represent(c echo.Context, b storage.Binary, redirectOK bool) error {
 	q := c.QueryParams()
-	rep, p := negotiate(c.Request().Header.Get("Accept"), q.Get("_format"), b.ContentType, false)
+	rep, p := negotiateRead(c, b.ContentType)
 	if p != nil {
 		return p
 	}
@@ -104,22 +105,11 @@ func (s *Server) represent(c echo.Context, b storage.Binary, redirectOK bool) er
 		s.noteSubtype(c, "read")
 		return s.serveContent(c, binaryContent(b), redirectOK, s.auditBeforeBody(c))
 	}
-	summary, err := summaryParam(q.Get("_summary"))
+	mode, err := parseSummary(q.Get("_summary"))
 	if err != nil {
 		return err
 	}
-	return s.writeBinaryJSON(c, b, !summary && b.Size <= s.cfg.InlineMaxSize)
-}
-
-// summaryParam: true when _summary asks to leave data out.
-func summaryParam(v string) (bool, error) {
-	switch v {
-	case "", "false":
-		return false, nil
-	case "true", "text", "data":
-		return true, nil
-	}
-	return false, badRequest("_summary=%q is not supported here (use true or false)", truncate(v, 40))
+	return s.writeBinaryJSON(c, b, mode, mode.keepsData() && b.Size <= s.cfg.InlineMaxSize, http.StatusOK, true)
 }
 
 // operation is GET/HEAD /Binary/{id}/{op}: the download operations and history.
@@ -149,17 +139,28 @@ func (s *Server) download(c echo.Context) error {
 
 // writeBinaryJSON writes the Binary resource; with data, the content is
 // base64-encoded as it streams from the store, never held whole.
-func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, withData bool) error {
+func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, mode summaryMode, withData bool, status int, conditional bool) error {
 	h := c.Response().Header()
 	etag := weakETag(b.Version)
 	h.Set("ETag", etag)
 	h.Set("Last-Modified", b.LastUpdated.UTC().Format(http.TimeFormat))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagListMatch(inm, etag, false) {
-		return c.NoContent(http.StatusNotModified)
+	if conditional {
+		// RFC 9110 §13.2.2: If-None-Match, and only without it If-Modified-Since.
+		req := c.Request()
+		if inm := req.Header.Get("If-None-Match"); inm != "" {
+			if etagListMatch(inm, etag, false) {
+				return c.NoContent(http.StatusNotModified)
+			}
+		} else if ims, err := http.ParseTime(req.Header.Get("If-Modified-Since")); err == nil && !b.LastUpdated.Truncate(time.Second).After(ims) {
+			return c.NoContent(http.StatusNotModified)
+		}
 	}
-	head, err := json.Marshal(toBinaryJSON(b))
+	if b.Size == 0 {
+		withData = false // "data":"" is not valid FHIR; empty content has no data element
+	}
+	head, err := json.Marshal(binaryResource(b, mode, withData))
 	if err != nil {
 		return err
 	}
@@ -175,12 +176,12 @@ func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, withData bool
 	}
 	h.Set(echo.HeaderContentType, mimeFHIRJSON)
 	if !withData {
-		return c.Blob(http.StatusOK, mimeFHIRJSON, head)
+		return c.Blob(status, mimeFHIRJSON, head)
 	}
 	dataLen := int64(base64.StdEncoding.EncodedLen(int(b.Size)))
 	prefix := append(head[:len(head)-1:len(head)-1], []byte(`,"data":"`)...)
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(int64(len(prefix))+dataLen+2, 10))
-	c.Response().WriteHeader(http.StatusOK)
+	c.Response().WriteHeader(status)
 	if c.Request().Method == http.MethodHead {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -28,6 +29,17 @@ func ObjectMetadata(b Binary) map[string]string {
 	put("filename", b.Filename)
 	put("owner", b.Owner)
 	put("via", b.Via)
+	put("language", b.Language)
+	if len(b.Tags)+len(b.Security) > 0 {
+		// Compact JSON, so reindex restores them too (S3 keeps 2 KiB of
+		// user metadata in all: codings beyond 1 KiB are left to the catalog).
+		if j, err := json.Marshal(struct {
+			Tags     []Coding `json:"t,omitempty"`
+			Security []Coding `json:"s,omitempty"`
+		}{b.Tags, b.Security}); err == nil && len(j) <= 1024 {
+			m["codings"] = escapeMeta(string(j))
+		}
+	}
 	if !b.ExpiresAt.IsZero() {
 		m["expires-at"] = b.ExpiresAt.UTC().Format(time.RFC3339Nano)
 	}
@@ -54,6 +66,7 @@ func BinaryFromObject(info ObjectInfo) (Binary, error) {
 		Filename:        get("filename"),
 		Owner:           get("owner"),
 		Via:             get("via"),
+		Language:        get("language"),
 		Size:            info.Size,
 	}
 	if b.ID == "" {
@@ -70,6 +83,15 @@ func BinaryFromObject(info ObjectInfo) (Binary, error) {
 	if e := get("expires-at"); e != "" {
 		if b.ExpiresAt, err = time.Parse(time.RFC3339Nano, e); err != nil {
 			return b, fmt.Errorf("object %s: bad expires-at %q", info.Key, e)
+		}
+	}
+	if c := get("codings"); c != "" {
+		var cs struct {
+			Tags     []Coding `json:"t"`
+			Security []Coding `json:"s"`
+		}
+		if json.Unmarshal([]byte(c), &cs) == nil {
+			b.Tags, b.Security = cs.Tags, cs.Security
 		}
 	}
 	if strings.HasPrefix(info.Key, DeletesPrefix) {

@@ -106,6 +106,11 @@ type Binary struct {
 	// tombstone): Version is then the last version and LastUpdated the time
 	// of deletion.
 	Deleted bool `json:"deleted,omitempty"`
+	// Language, Tags and Security are what a FHIR JSON create or update
+	// named (Binary.language, meta.tag, meta.security), kept per version.
+	Language string   `json:"language,omitempty"`
+	Tags     []Coding `json:"tags,omitempty"`
+	Security []Coding `json:"security,omitempty"`
 	// Via is the interaction that wrote the version: "POST" (a create) or
 	// "PUT" (an update, or an update-as-create); "" in records written
 	// before it was kept.
@@ -113,6 +118,15 @@ type Binary struct {
 	// Expunged is set on the tombstone of an erased Binary: no version is
 	// left to read.
 	Expunged bool `json:"expunged,omitempty"`
+}
+
+// Coding is a FHIR Coding kept with a version (a tag or a security label).
+type Coding struct {
+	System       string `json:"system,omitempty"`
+	Version      string `json:"version,omitempty"`
+	Code         string `json:"code,omitempty"`
+	Display      string `json:"display,omitempty"`
+	UserSelected *bool  `json:"userSelected,omitempty"`
 }
 
 // Ref returns the Binary's name.

@@ -281,15 +281,15 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	}
 	res, body = g.do(http.MethodPost, "/Binary", bytes.NewReader(text), "Content-Type", "text/plain", "Prefer", "return=OperationOutcome")
 	e.keep("create answer (Prefer: return=OperationOutcome)", body, "OperationOutcome")
-	fs = append(fs, finding{name: "Prefer: return=OperationOutcome answers " + fhirJSONUTF8 + " (item 6)", owner: "create.go written",
+	fs = append(fs, finding{name: "Prefer: return=OperationOutcome answers " + fhirJSONUTF8 + " (item 6)",
 		ok: res.Header.Get("Content-Type") == fhirJSONUTF8, detail: res.Header.Get("Content-Type")})
 	res, body = g.do(http.MethodPost, "/Binary", bytes.NewReader(text), "Content-Type", "text/plain", "Prefer", "return=representation")
 	rep := e.add("create answer (Prefer: return=representation)", res, body, 201, "Binary")
-	fs = append(fs, finding{name: "Prefer: return=representation returns the whole resource, data included (item 5)", owner: "create.go written",
+	fs = append(fs, finding{name: "Prefer: return=representation returns the whole resource, data included (item 5)",
 		ok: rep["data"] != nil && !tagged(rep), detail: string(body)})
 	res, body = g.do(http.MethodPost, "/Binary", bytes.NewReader(resource(`"language":"en","meta":{"tag":[{"system":"urn:example","code":"export-1"}],"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},`)), "Content-Type", "application/fhir+json")
 	withTags := e.add("create answer (meta.tag, meta.security, language)", res, body, 201, "Binary")
-	fs = append(fs, finding{name: "a create with meta.tag, meta.security and language keeps them (item 7)", owner: "create.go storeBody + storage.Binary",
+	fs = append(fs, finding{name: "a create with meta.tag, meta.security and language keeps them (item 7)",
 		ok: strings.Contains(string(body), "export-1") && strings.Contains(string(body), `"R"`) && withTags["language"] == "en", detail: string(body)})
 	for name, extra := range map[string]string{
 		"implicitRules":                `"implicitRules":"http://example.org/rules",`,
@@ -312,13 +312,13 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	// Reads.
 	res, body = g.do(http.MethodGet, "/Binary/"+id, nil, fhir...)
 	full := e.add("read (with data)", res, body, 200, "Binary")
-	fs = append(fs, finding{name: "a read that inlines data is not SUBSETTED (item 5)", owner: "read.go writeBinaryJSON: binaryResource(b, mode, withData)",
+	fs = append(fs, finding{name: "a read that inlines data is not SUBSETTED (item 5)",
 		ok: full["data"] != nil && !tagged(full), detail: string(body)})
-	fs = append(fs, finding{name: "a negotiated read sends Vary: Accept (item 4)", owner: "read.go represent: negotiateRead",
+	fs = append(fs, finding{name: "a negotiated read sends Vary: Accept (item 4)",
 		ok: strings.Contains(res.Header.Get("Vary"), "Accept"), detail: fmt.Sprintf("Vary %q", res.Header.Get("Vary"))})
 	lm := res.Header.Get("Last-Modified")
 	res2, _ = g.do(http.MethodGet, "/Binary/"+id, nil, "Accept", "application/fhir+json", "If-Modified-Since", lm)
-	fs = append(fs, finding{name: "If-Modified-Since on a JSON read answers 304 (item 4)", owner: "read.go writeBinaryJSON",
+	fs = append(fs, finding{name: "If-Modified-Since on a JSON read answers 304 (item 4)",
 		ok: res2.StatusCode == http.StatusNotModified, detail: fmt.Sprintf("status %d", res2.StatusCode)})
 	for _, mode := range []string{"true", "text", "data"} {
 		res, body = g.do(http.MethodGet, "/Binary/"+id+"?_summary="+mode, nil, fhir...)
@@ -327,10 +327,10 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 		case "true":
 			fs = append(fs, finding{name: "_summary=true leaves data out and is SUBSETTED", ok: r["data"] == nil && tagged(r), detail: string(body)})
 		case "text":
-			fs = append(fs, finding{name: "_summary=text keeps only id, meta and contentType, SUBSETTED (item 5)", owner: "read.go represent: parseSummary",
+			fs = append(fs, finding{name: "_summary=text keeps only id, meta and contentType, SUBSETTED (item 5)",
 				ok: r["data"] == nil && r["securityContext"] == nil && r["contentType"] != nil && tagged(r), detail: string(body)})
 		case "data":
-			fs = append(fs, finding{name: "_summary=data keeps data (item 5)", owner: "read.go represent: parseSummary",
+			fs = append(fs, finding{name: "_summary=data keeps data (item 5)",
 				ok: r["data"] != nil && !tagged(r), detail: string(body)})
 		}
 	}
@@ -368,14 +368,14 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	fs = append(fs, finding{name: "history entries are SUBSETTED", ok: allTagged, detail: string(body)})
 	for _, h := range [][]string{{"Accept", "application/fhir+xml"}, {"Accept", "text/plain"}} {
 		res, _ = g.do(http.MethodGet, "/Binary/"+id+"/_history", nil, h...)
-		fs = append(fs, finding{name: "history negotiates " + h[1] + " (item 6)", owner: "history.go history: negotiateFHIR",
+		fs = append(fs, finding{name: "history negotiates " + h[1] + " (item 6)",
 			ok: res.StatusCode == http.StatusNotAcceptable, detail: fmt.Sprintf("status %d", res.StatusCode)})
 	}
 	res, _ = g.do(http.MethodGet, "/Binary/"+id+"/_history?_format=xml", nil)
-	fs = append(fs, finding{name: "history honours _format=xml (item 6)", owner: "history.go history: negotiateFHIR",
+	fs = append(fs, finding{name: "history honours _format=xml (item 6)",
 		ok: res.StatusCode == http.StatusNotAcceptable, detail: fmt.Sprintf("status %d", res.StatusCode)})
 	res, _ = g.do(http.MethodGet, "/Binary/"+id+"/_history/abc", nil, fhir...)
-	fs = append(fs, finding{name: "/_history/abc is a 404 (item 8)", owner: "history.go vread",
+	fs = append(fs, finding{name: "/_history/abc is a 404 (item 8)",
 		ok: res.StatusCode == http.StatusNotFound, detail: fmt.Sprintf("status %d", res.StatusCode)})
 	res, body = g.do(http.MethodGet, "/Binary?_id="+id+","+bigID, nil, fhir...)
 	found := e.add("search Bundle", res, body, 200, "Bundle")
@@ -389,7 +389,7 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	res, body = g.do(http.MethodGet, "/Binary?_summary=count", nil, fhir...)
 	e.add("search Bundle (_summary=count)", res, body, 200, "Bundle")
 	res, body = g.do(http.MethodPost, "/Binary/_search", strings.NewReader("_id="+id), "Content-Type", "application/x-www-form-urlencoded", "Accept", "application/fhir+json")
-	fs = append(fs, finding{name: "POST /Binary/_search answers a searchset (item 3)", owner: "server.go routes + search.go",
+	fs = append(fs, finding{name: "POST /Binary/_search answers a searchset (item 3)",
 		ok: res.StatusCode == 200 && jsonOf(t, body)["type"] == "searchset", detail: fmt.Sprintf("status %d", res.StatusCode)})
 
 	// Update checks of item 4 and 7 (update.go).
@@ -398,10 +398,10 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	res, _ = g.do(http.MethodGet, "/Binary/"+bigID+"/$binary-access-read", nil)
 	strong := res.Header.Get("ETag")
 	res, body = g.do(http.MethodPut, "/Binary/"+bigID, bytes.NewReader(text), "Content-Type", "text/plain", "If-Match", `"0000"`)
-	fs = append(fs, finding{name: "If-Match with a strong ETag that does not match is a 412 (item 4)", owner: "update.go update",
+	fs = append(fs, finding{name: "If-Match with a strong ETag that does not match is a 412 (item 4)",
 		ok: res.StatusCode == http.StatusPreconditionFailed, detail: fmt.Sprintf("status %d (strong ETag of the content %s)", res.StatusCode, strong)})
 	res, _ = g.do(http.MethodPut, "/Binary/"+bigID, bytes.NewReader([]byte(`{"resourceType":"Binary","contentType":"text/plain","data":"aGk="}`)), "Content-Type", "application/fhir+json")
-	fs = append(fs, finding{name: "a FHIR JSON PUT with no id is a 400 (item 7)", owner: "create.go storeBody (urlID given, f.ID empty)",
+	fs = append(fs, finding{name: "a FHIR JSON PUT with no id is a 400 (item 7)",
 		ok: res.StatusCode == http.StatusBadRequest, detail: fmt.Sprintf("status %d", res.StatusCode)})
 	res, body = g.do(http.MethodPut, "/Binary/"+bigID, bytes.NewReader([]byte(`{"resourceType":"Binary","id":"other","contentType":"text/plain","data":"aGk="}`)), "Content-Type", "application/fhir+json")
 	e.add("400 OperationOutcome (PUT id differs from the URL)", res, body, 400, "OperationOutcome")
@@ -428,7 +428,7 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	res, body = g.do(http.MethodGet, "/Binary/"+id, nil, fhir...)
 	e.add("410 OperationOutcome", res, body, 410, "OperationOutcome")
 	res, _ = g.do(http.MethodDelete, "/Binary/never-existed", nil)
-	fs = append(fs, finding{name: "DELETE of an unknown id answers 204 (item 8)", owner: "update.go remove",
+	fs = append(fs, finding{name: "DELETE of an unknown id answers 204 (item 8)",
 		ok: res.StatusCode == http.StatusNoContent, detail: fmt.Sprintf("status %d", res.StatusCode)})
 
 	// OPTIONS tells the truth (item 8).
