@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -9,7 +10,9 @@ func TestObjectMetadataRoundTrip(t *testing.T) {
 	b := Binary{
 		Tenant: "acme", ID: "abc-1.2", Version: 3, ObjectKey: "binaries/acme/abc-1.2/v3-x",
 		ContentType: "application/fhir+ndjson", SecurityContext: "Group/example-group",
-		Filename: "Résumé \"final\".pdf", Owner: "pct:client", Size: 42,
+		Filename: "Résumé \"final\".pdf", Owner: "pct:client", Size: 42, Via: "PUT", Language: "de-CH",
+		Tags:        []Coding{{System: "urn:export", Code: "job-7"}},
+		Security:    []Coding{{System: "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", Code: "R"}},
 		LastUpdated: time.Date(2024, 1, 15, 10, 30, 0, 123000000, time.UTC),
 		ExpiresAt:   time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
@@ -25,7 +28,7 @@ func TestObjectMetadataRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != b {
+	if !reflect.DeepEqual(got, b) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, b)
 	}
 	if _, err := BinaryFromObject(ObjectInfo{Key: "stray", Metadata: map[string]string{}}); err == nil {
