@@ -40,12 +40,25 @@ verify() {
 	s3api head-bucket --bucket "$b" >/dev/null 2>&1 || { echo "    $b: head-bucket failed" >&2; return 1; }
 	v="$(s3api get-bucket-encryption --bucket "$b" \
 		--query 'ServerSideEncryptionConfiguration.Rules[0].ApplyServerSideEncryptionByDefault.SSEAlgorithm' 2>&1)" || true
-	[ "$v" = AES256 ] || { echo "    $b: default encryption is '$v', want AES256" >&2; return 1; }
+	case "$v" in
+	AES256) ;;
+	*NotImplemented*)
+		# versitygw (make test's S3 server) has no bucket-encryption API at
+		# all; AWS, LocalStack and MinIO do, so only it is let off, and said so.
+		[ "${TEST_S3_SERVER:-}" = versitygw ] || { echo "    $b: default encryption is '$v', want AES256" >&2; return 1; }
+		echo "    $b: NOTE: versitygw does not implement bucket encryption; that assertion is not made here" >&2
+		;;
+	*) echo "    $b: default encryption is '$v', want AES256" >&2; return 1 ;;
+	esac
 	v="$(s3api get-bucket-lifecycle-configuration --bucket "$b" \
 		--query "Rules[?Status=='Enabled' && Filter.Prefix=='$prefix'].[Expiration.Days, AbortIncompleteMultipartUpload.DaysAfterInitiation] | [0]" 2>&1)" || true
 	v="$(echo "$v" | tr -s ' \t' ' ')"
 	case "$v" in
 	"$days 1") ;;
+	*NotImplemented*)
+		[ "${TEST_S3_SERVER:-}" = versitygw ] || { echo "    $b: lifecycle rule on '$prefix' is '$v'" >&2; return 1; }
+		echo "    $b: NOTE: versitygw does not implement lifecycle rules; that assertion is not made here (TEST_S3_SERVER=minio makes it)" >&2
+		;;
 	"$days None")
 		# MinIO accepts AbortIncompleteMultipartUpload and drops it (it removes
 		# stale multipart uploads itself, after 24 h by default); AWS and
@@ -68,7 +81,11 @@ if verify "$bucket"; then ok "configuration intact after second run"; else bad "
 
 # The checker itself: a bucket with none of the settings must be rejected.
 s3api create-bucket --bucket "$bare" >/dev/null
-if verify "$bare" 2>/dev/null; then bad "bare bucket rejected by the checker"; else ok "bare bucket rejected by the checker"; fi
+if [ "${TEST_S3_SERVER:-}" = versitygw ]; then
+	# Without encryption and lifecycle APIs a bare bucket and a configured
+	# one look alike: the checker's discrimination is shown on MinIO only.
+	echo "check-init: NOTE bare-bucket check not made on versitygw (no encryption or lifecycle API); TEST_S3_SERVER=minio makes it"
+elif verify "$bare" 2>/dev/null; then bad "bare bucket rejected by the checker"; else ok "bare bucket rejected by the checker"; fi
 
 # No endpoint: the script refuses rather than touching real AWS.
 if env -u AWS_ENDPOINT_URL_S3 -u S3_ENDPOINT GATEWAY_S3_BUCKET="$bucket" "$ROOT/localstack/init-s3.sh" 2>/dev/null; then
