@@ -11,8 +11,13 @@ package s3store
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,9 +34,12 @@ import (
 
 // Defaults for Options left zero.
 const (
-	DefaultTimeout     = 2 * time.Second
-	DefaultPartSize    = 8 << 20
-	DefaultConcurrency = 2
+	DefaultTimeout  = 2 * time.Second
+	DefaultPartSize = 8 << 20
+	// An upload left to choose keeps between MinConcurrency and
+	// MaxConcurrency parts in flight (see UploadConcurrency).
+	MinConcurrency = 2
+	MaxConcurrency = 8
 	// defaultRegion is used when the SDK's chain names none: S3-compatible
 	// servers accept any region, and AWS answers a wrong one with a clear error.
 	defaultRegion = "us-east-1"
@@ -48,8 +56,10 @@ type Options struct {
 	// Timeout bounds connecting and waiting for S3's response headers, not
 	// a whole transfer: a body may stream for as long as the client reads.
 	Timeout time.Duration
-	// PartSize and Concurrency shape multipart uploads; an upload holds at
-	// most (Concurrency+1)*PartSize bytes in memory.
+	// PartSize and Concurrency shape multipart uploads: at most Concurrency
+	// parts are in flight, and an upload holds at most
+	// (min(parts, Concurrency)+1)*PartSize bytes in memory. Zero Concurrency
+	// is UploadConcurrency(PartSize, the memory the process may use).
 	PartSize    int64
 	Concurrency int
 	// Endpoint, Region, AccessKey and SecretKey override the SDK's default
@@ -85,7 +95,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("part size %d is below S3's minimum of %d", o.PartSize, manager.MinUploadPartSize)
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = DefaultConcurrency
+		o.Concurrency = UploadConcurrency(o.PartSize, MemoryLimit())
 	}
 	loads := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient(o.Timeout)),
@@ -163,3 +173,46 @@ func (s *Store) PathStyle() bool { return s.opts.PathStyle }
 
 // FullKey is the S3 key of a store key.
 func (s *Store) FullKey(key string) string { return s.opts.Prefix + key }
+
+// UploadConcurrency is how many parts an upload keeps in flight when the
+// settings leave it open: one upload may hold a thirty-second of limit, the
+// memory the process may use, in part buffers (Concurrency+1 of them),
+// within [MinConcurrency, MaxConcurrency]. With 8 MiB parts that is 2 in
+// flight (24 MiB) under 1 GiB, 3 (32 MiB) at 1 GiB, and 8 (72 MiB) from
+// 2.25 GiB up. An upload of fewer parts holds fewer: the transfer manager
+// reads a part only when a sender is free, so in flight = min(parts, this).
+// More parts in flight hide S3's per-part latency (tusd keeps 10).
+func UploadConcurrency(partSize, limit int64) int {
+	if partSize <= 0 || limit <= 0 {
+		return MinConcurrency
+	}
+	c := limit/32/partSize - 1
+	return int(min(max(c, MinConcurrency), MaxConcurrency))
+}
+
+// MemoryLimit is the memory this process may use: the smallest of
+// GOMEMLIMIT, the cgroup's limit and the machine's memory (0 if none can be
+// read).
+func MemoryLimit() int64 {
+	limit := debug.SetMemoryLimit(-1) // math.MaxInt64 when unset
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(f); err == nil {
+			if v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 {
+				limit = min(limit, v) // "max" (no limit) does not parse
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64); err == nil {
+					limit = min(limit, kb<<10)
+				}
+			}
+		}
+	}
+	if limit == math.MaxInt64 {
+		return 0
+	}
+	return limit
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -129,16 +130,28 @@ func runTransfers(ctx context.Context, clients int, budget time.Duration, minEac
 	return res, firstErr
 }
 
-// rateResult is one cell of the small-request table.
+// rateResult is one cell of the small-request table (passes added up).
 type rateResult struct {
 	Count   int
 	Elapsed time.Duration
-	P50     time.Duration
-	P99     time.Duration
+	Lat     Latencies
 	CPU     map[string]time.Duration
 }
 
-func (r rateResult) PerSec() float64 { return Rate(r.Count, r.Elapsed) }
+func (r rateResult) PerSec() float64    { return Rate(r.Count, r.Elapsed) }
+func (r rateResult) P50() time.Duration { return r.Lat.Percentile(50) }
+func (r rateResult) P99() time.Duration { return r.Lat.Percentile(99) }
+func (r *rateResult) add(o rateResult) {
+	r.Count += o.Count
+	r.Elapsed += o.Elapsed
+	r.Lat = append(r.Lat, o.Lat...)
+	if r.CPU == nil {
+		r.CPU = map[string]time.Duration{}
+	}
+	for k, v := range o.CPU {
+		r.CPU[k] += v
+	}
+}
 
 // runRequests runs clients goroutines issuing one request after another for
 // d (after a warm-up of a fifth of d that opens the connections and is not
@@ -190,7 +203,7 @@ func runRequests(ctx context.Context, clients int, d time.Duration, meter *cpuMe
 	}
 	// Requests in flight when counting stopped are still recorded; the few
 	// extra samples change the rate by well under 1%.
-	return rateResult{Count: len(all), Elapsed: elapsed, P50: all.Percentile(50), P99: all.Percentile(99), CPU: cpu}, firstErr
+	return rateResult{Count: len(all), Elapsed: elapsed, Lat: all, CPU: cpu}, firstErr
 }
 
 // expectStatus does req and checks the status, draining the body.
@@ -211,10 +224,13 @@ func expectStatus(c *http.Client, req *http.Request, want int) error {
 }
 
 // content produces size bytes of incompressible data without holding them:
-// a 1 MiB random block repeated. It is deliberately not an io.Seeker, so the
-// gateway and the direct uploader both see a stream they must part up.
+// a 1 MiB random block repeated, its first 8 bytes mixed with salt so that
+// every upload has its own digest (no peer can skip one as a duplicate). It
+// is deliberately not an io.Seeker, so every path sees a stream it must part
+// up.
 type content struct {
 	block     []byte
+	salt      [8]byte
 	off, left int64
 }
 
@@ -225,7 +241,11 @@ var randomBlock = func() []byte {
 	return b
 }()
 
-func newContent(size int64) *content { return &content{block: randomBlock, left: size} }
+func newContent(size int64, salt uint64) *content {
+	c := &content{block: randomBlock, left: size}
+	binary.LittleEndian.PutUint64(c.salt[:], salt)
+	return c
+}
 
 func (c *content) Read(p []byte) (int, error) {
 	if c.left == 0 {
@@ -234,11 +254,15 @@ func (c *content) Read(p []byte) (int, error) {
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
 	}
+	start := c.off
 	n := 0
 	for n < len(p) {
 		k := copy(p[n:], c.block[c.off%int64(len(c.block)):])
 		n += k
 		c.off += int64(k)
+	}
+	for i := start; i < int64(len(c.salt)) && i < c.off; i++ {
+		p[i-start] ^= c.salt[i]
 	}
 	c.left -= int64(n)
 	return n, nil
