@@ -6,21 +6,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"sync"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-func poolOf(size int, gets *atomic.Int64) *sync.Pool {
-	return &sync.Pool{New: func() any {
-		if gets != nil {
-			gets.Add(1)
-		}
-		b := make([]byte, size)
-		return &b
-	}}
-}
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -40,18 +30,18 @@ func (o oneByteReader) Read(p []byte) (int, error) {
 }
 
 func TestCopyContentCopiesExactlyN(t *testing.T) {
-	src := randomBytes(1000)
-	for _, bufSize := range []int{7, 64, 1000, 4096} {
-		for _, n := range []int64{1, 6, 7, 8, 13, 14, 15, 64, 999, 1000} {
+	src := randomBytes(3*copyBufferSize + 10)
+	{
+		for _, n := range []int64{0, 1, 7, 1000, copyBufferSize - 1, copyBufferSize, copyBufferSize + 1, 3*copyBufferSize + 9} {
 			for _, slow := range []bool{false, true} {
 				var body io.Reader = bytes.NewReader(src) // longer than n: the copy must stop at n
 				if slow {
 					body = oneByteReader{body}
 				}
 				var dst bytes.Buffer
-				written, err := copyContent(&dst, body, n, poolOf(bufSize, nil))
+				written, err := copyContent(&dst, body, n)
 				if err != nil || written != n || !bytes.Equal(dst.Bytes(), src[:n]) {
-					t.Fatalf("buf %d, n %d, slow %v: wrote %d (%v), bytes equal %v", bufSize, n, slow, written, err, bytes.Equal(dst.Bytes(), src[:n]))
+					t.Fatalf("n %d, slow %v: wrote %d (%v), bytes equal %v", n, slow, written, err, bytes.Equal(dst.Bytes(), src[:n]))
 				}
 			}
 		}
@@ -59,27 +49,27 @@ func TestCopyContentCopiesExactlyN(t *testing.T) {
 }
 
 func TestCopyContentShortBodyEndsWithoutError(t *testing.T) {
-	src := randomBytes(100)
-	for _, bufSize := range []int{7, 100, 512} {
+	for _, have := range []int{100, copyBufferSize + 100} {
+		src := randomBytes(have)
 		var dst bytes.Buffer
-		written, err := copyContent(&dst, bytes.NewReader(src), 250, poolOf(bufSize, nil))
-		if err != nil || written != 100 || !bytes.Equal(dst.Bytes(), src) {
-			t.Fatalf("buf %d: wrote %d (%v); want the 100 bytes the body had and no error (copyBody reports the short count)", bufSize, written, err)
+		written, err := copyContent(&dst, bytes.NewReader(src), int64(have)+250)
+		if err != nil || written != int64(have) || !bytes.Equal(dst.Bytes(), src) {
+			t.Fatalf("body of %d: wrote %d (%v); want the bytes the body had and no error (copyBody reports the short count)", have, written, err)
 		}
 	}
 }
 
 func TestCopyContentReturnsTheReadError(t *testing.T) {
 	broken := errors.New("connection reset by S3")
-	for _, bufSize := range []int{7, 64, 512} {
+	for _, good := range []int{50, 2*copyBufferSize + 50} {
 		var dst bytes.Buffer
-		body := io.MultiReader(bytes.NewReader(randomBytes(50)), errReaderOf{broken})
-		written, err := copyContent(&dst, body, 300, poolOf(bufSize, nil))
+		body := io.MultiReader(bytes.NewReader(randomBytes(good)), errReaderOf{broken})
+		written, err := copyContent(&dst, body, int64(good)+300)
 		if !errors.Is(err, broken) {
-			t.Fatalf("buf %d: err %v, want the read error", bufSize, err)
+			t.Fatalf("%d good bytes: err %v, want the read error", good, err)
 		}
-		if written > 50 || int64(dst.Len()) != written {
-			t.Fatalf("buf %d: wrote %d (buffer holds %d), at most the 50 good bytes", bufSize, written, dst.Len())
+		if written != int64(good) || int64(dst.Len()) != written {
+			t.Fatalf("%d good bytes: wrote %d (buffer holds %d), want the good bytes", good, written, dst.Len())
 		}
 	}
 }
@@ -119,76 +109,73 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func TestCopyContentStopsReadingWhenTheClientFails(t *testing.T) {
-	const bufSize = 64
-	body := &countingReader{r: bytes.NewReader(randomBytes(1 << 20))}
+func TestCopyContentReturnsTheWriteError(t *testing.T) {
+	body := &countingReader{r: bytes.NewReader(randomBytes(4 * copyBufferSize))}
 	w := &failingWriter{ok: 100}
-	var gets atomic.Int64
-	written, err := copyContent(w, body, 1<<20, poolOf(bufSize, &gets))
+	written, err := copyContent(w, body, 4*copyBufferSize)
 	if !errors.Is(err, errClientGone) || written != 100 {
 		t.Fatalf("wrote %d, err %v; want 100 and the write error", written, err)
 	}
-	// The reader is at most the two buffers ahead of the failed write.
-	if got := body.n.Load(); got > 100+3*bufSize {
-		t.Fatalf("read %d bytes of the body after the client failed at 100: the reader did not stop", got)
-	}
-	if gets.Load() != 2 {
-		t.Fatalf("took %d buffers from the pool, want 2 (memory per stream is two buffers)", gets.Load())
+	if got := body.n.Load(); got > copyBufferSize {
+		t.Fatalf("read %d bytes of the body after the client failed: more than one buffer", got)
 	}
 }
 
-// TestCopyContentWritesFullBuffers: a body that trickles in is still
-// written in whole buffers (few large writes to the client's socket).
-func TestCopyContentWritesFullBuffers(t *testing.T) {
-	const bufSize, n = 64, 64*10 + 5
-	w := &failingWriter{ok: n}
-	written, err := copyContent(w, oneByteReader{bytes.NewReader(randomBytes(n))}, n, poolOf(bufSize, nil))
-	if err != nil || written != n {
-		t.Fatalf("wrote %d (%v), want %d", written, err, n)
+// TestCopyContentHidesReaderFrom: the copy uses its bounded buffer even when
+// the writer could pull from the body itself (as net/http's would, with an
+// unbounded io.Copy inside).
+func TestCopyContentHidesReaderFrom(t *testing.T) {
+	w := &pullingWriter{}
+	if _, err := copyContent(w, bytes.NewReader(randomBytes(1000)), 1000); err != nil {
+		t.Fatal(err)
 	}
-	if w.writes != 11 {
-		t.Fatalf("%d writes for %d bytes in %d-byte buffers, want 11", w.writes, n, bufSize)
+	if w.pulled || w.written != 1000 {
+		t.Fatalf("pulled %v, written %d: want plain writes of the 1000 bytes", w.pulled, w.written)
 	}
+}
+
+type pullingWriter struct {
+	pulled  bool
+	written int
+}
+
+func (p *pullingWriter) Write(b []byte) (int, error) { p.written += len(b); return len(b), nil }
+func (p *pullingWriter) ReadFrom(r io.Reader) (int64, error) {
+	p.pulled = true
+	return io.Copy(io.Discard, r)
 }
 
 // BenchmarkCopyBody is the README's buffer claim: a download copied
-// between two loopback TCP sockets (S3 → gateway → client) with the former
-// io.CopyBuffer at 64 KiB and at 256 KiB, and with copyContent at 256 KiB.
+// between two loopback TCP sockets (S3 → gateway → client) with buffers of
+// 64 KiB, 256 KiB (the former copy), 1 MiB (copyContent) and 2 MiB.
 //
 //	go test -run '^$' -bench CopyBody ./gateway
 func BenchmarkCopyBody(b *testing.B) {
 	const size = 64 << 20
 	block := randomBytes(1 << 20)
-	cases := []struct {
-		name string
-		buf  int
-		copy func(dst io.Writer, src io.Reader, n int64, pool *sync.Pool) (int64, error)
-	}{
-		{"CopyBuffer/64KiB", 64 << 10, copyBufferOnly},
-		{"CopyBuffer/256KiB", 256 << 10, copyBufferOnly},
-		{"copyContent/256KiB", 256 << 10, copyContent},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
+	for _, kib := range []int{64, 256, copyBufferSize >> 10, 2048} {
+		name := "buffer/" + strconv.Itoa(kib) + "KiB"
+		if kib<<10 == copyBufferSize {
+			name += "(copyContent)"
+		}
+		b.Run(name, func(b *testing.B) {
 			src, dst := loopbackStreams(b, block)
-			pool := poolOf(c.buf, nil)
+			buf := make([]byte, kib<<10)
+			cp := func() (int64, error) {
+				return io.CopyBuffer(writerOnly{dst}, io.LimitReader(src, size), buf)
+			}
+			if kib<<10 == copyBufferSize {
+				cp = func() (int64, error) { return copyContent(dst, src, size) }
+			}
 			b.SetBytes(size)
 			b.ResetTimer()
 			for b.Loop() {
-				if n, err := c.copy(dst, src, size, pool); err != nil || n != size {
+				if n, err := cp(); err != nil || n != size {
 					b.Fatal(n, err)
 				}
 			}
 		})
 	}
-}
-
-// copyBufferOnly is the gateway's former copy: io.CopyBuffer with the
-// writer's ReaderFrom hidden.
-func copyBufferOnly(dst io.Writer, src io.Reader, n int64, pool *sync.Pool) (int64, error) {
-	bp := pool.Get().(*[]byte)
-	defer pool.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{dst}, io.LimitReader(src, n), *bp)
 }
 
 // loopbackStreams returns a TCP connection that endlessly delivers block

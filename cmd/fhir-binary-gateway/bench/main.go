@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,17 +96,34 @@ func parseList(flagName, list string, allowed []string) (map[string]bool, error)
 	return out, nil
 }
 
-func run() error {
+func run() (err error) {
 	out := flag.String("out", "docs", "directory for benchmarks.md and benchmarks.png")
 	sectionList := flag.String("sections", strings.Join(allSections, ","), "which measurements to run: "+strings.Join(allSections, ","))
 	backendList := flag.String("backends", strings.Join(allBackends, ","), "which S3 servers to run on: "+strings.Join(allBackends, ","))
 	quick := flag.Bool("quick", false, "small objects and short cells: a smoke test, not figures to publish")
 	profile := flag.Bool("profile", true, "record perf profiles of the gateway where a target is missed (needs perf)")
+	downloadSizes := flag.String("download-sizes", "", "override the plan's download sizes, e.g. 1MiB,256MiB")
+	uploadSizes := flag.String("upload-sizes", "", "override the plan's upload sizes (one repetition each unless the plan has the size)")
 	flag.Parse()
 
 	p := fullPlan()
 	if *quick {
 		p = quickPlan()
+	}
+	if *downloadSizes != "" {
+		if p.DownloadSizes, err = parseSizes(*downloadSizes); err != nil {
+			return fmt.Errorf("-download-sizes: %w", err)
+		}
+	}
+	if *uploadSizes != "" {
+		if p.UploadSizes, err = parseSizes(*uploadSizes); err != nil {
+			return fmt.Errorf("-upload-sizes: %w", err)
+		}
+		for _, s := range p.UploadSizes {
+			if p.UploadReps[s] == 0 {
+				p.UploadReps[s] = 2
+			}
+		}
 	}
 	sections, err := parseList("sections", *sectionList, allSections)
 	if err != nil {
@@ -256,4 +274,28 @@ func moduleRoot() (string, error) {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// parseSizes reads "1MiB,256MiB,1GiB".
+func parseSizes(list string) ([]int64, error) {
+	var out []int64
+	for f := range strings.SplitSeq(list, ",") {
+		f = strings.TrimSpace(f)
+		mult := int64(1)
+		for _, u := range []struct {
+			suffix string
+			m      int64
+		}{{"GiB", gib}, {"MiB", mib}, {"KiB", kib}} {
+			if v, ok := strings.CutSuffix(f, u.suffix); ok {
+				f, mult = v, u.m
+				break
+			}
+		}
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n*mult)
+	}
+	return out, nil
 }
