@@ -106,6 +106,7 @@ func renderChart(r *results) ([]byte, error) {
 
 var pathColour = map[string]color.Color{
 	pGateway:       colStream,
+	pDirectUnsign:  colRedis,
 	pStream:        colStream,
 	pRedirect:      colRedirect,
 	pTusd:          colUpload,
@@ -119,7 +120,7 @@ func throughputPanel(be *backendResult) panel {
 	p := panel{
 		title: be.Name + ": throughput as x of the direct S3 path (red tick = target)",
 		legend: []bar{{col: colStream, label: "gateway"}, {col: colRedirect, label: "gw redirect"}, {col: colJSON, label: "registry"},
-			{col: colRegRedir, label: "reg. redirect"}, {col: colUpload, label: "tusd"}},
+			{col: colRegRedir, label: "reg. redirect"}, {col: colUpload, label: "tusd"}, {col: colRedis, label: "direct unsigned"}},
 		refLine: 1,
 		tickFmt: func(v float64) string { return fmt.Sprintf("%.1fx", v) },
 	}
@@ -127,9 +128,9 @@ func throughputPanel(be *backendResult) panel {
 	for _, u := range be.Uploads {
 		d := u.Paths[pDirect].MiBps()
 		g := group{label: "PUT " + SizeName(u.Size)}
-		for _, name := range []string{pGateway, pTusd, pRegistry} {
+		for _, name := range []string{pGateway, pDirectUnsign, pTusd, pRegistry} {
 			v := Ratio(u.Paths[name].MiBps(), d)
-			b := bar{value: v, col: pathColour[name], label: Times(v)}
+			b := bar{value: v, col: pathColour[name], label: timesASCII(v)}
 			if name == pGateway {
 				b.target = targetUploadDirect
 				b.missed = v < targetUploadDirect || Ratio(u.Paths[pGateway].MiBps(), u.Paths[pTusd].MiBps()) < targetUploadTusd
@@ -144,7 +145,7 @@ func throughputPanel(be *backendResult) panel {
 		g := group{label: fmt.Sprintf("GET %s x%d", SizeName(dl.Size), dl.Clients)}
 		for _, name := range downloadPaths[1:] {
 			v := Ratio(dl.Paths[name].MiBps(), d)
-			b := bar{value: v, col: pathColour[name], label: Times(v)}
+			b := bar{value: v, col: pathColour[name], label: timesASCII(v)}
 			if name == pStream {
 				if t := downloadTarget(be.Name, dl.Size, dl.Clients); t > 0 {
 					b.target, b.missed = t, v < t
@@ -343,3 +344,6 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
+
+// timesASCII is Times with an ASCII x: the bitmap font has no ×.
+func timesASCII(v float64) string { return strings.ReplaceAll(Times(v), "×", "x") }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -32,6 +33,7 @@ const (
 // Path names: the columns of the tables.
 const (
 	pDirect        = "direct"
+	pDirectUnsign  = "direct unsigned"
 	pGateway       = "gateway"
 	pStream        = "gateway stream"
 	pRedirect      = "gateway redirect"
@@ -45,7 +47,7 @@ const (
 )
 
 var (
-	uploadPaths   = []string{pDirect, pGateway, pTusd, pRegistry}
+	uploadPaths   = []string{pDirect, pDirectUnsign, pGateway, pTusd, pRegistry}
 	downloadPaths = []string{pDirect, pStream, pRedirect, pRegistry, pRegistryRedir, pTusd}
 	smallPaths    = []string{pRedisGet, pJSON, pGateway307, pRegistry307}
 )
@@ -248,19 +250,26 @@ func reversed(paths []string) []string {
 }
 
 // uploader is the SDK's multipart uploader with the part size and parts in
-// flight the gateway's store picks on this machine, so only the gateway differs.
-func (r *onS3) uploader() *manager.Uploader {
+// flight the gateway's store picks on this machine, so only the gateway
+// differs; unsigned sends UNSIGNED-PAYLOAD as the gateway's store does to a
+// loopback or TLS endpoint (the SDK's default signs every part over HTTP).
+func (r *onS3) uploader(unsigned bool) *manager.Uploader {
 	conc := s3store.UploadConcurrency(s3store.DefaultPartSize, s3store.MemoryLimit())
 	r.res.UploadConc = conc
 	return manager.NewUploader(r.be.newS3(newHTTPClient(conc, false)), func(u *manager.Uploader) {
 		u.PartSize = s3store.DefaultPartSize
 		u.Concurrency = conc
 		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		if unsigned {
+			u.ClientOptions = append(u.ClientOptions, func(so *s3.Options) {
+				so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+			})
+		}
 	})
 }
 
 // upload sends one body of size through path and remembers where it went.
-func (r *onS3) upload(ctx context.Context, path string, size int64, up *manager.Uploader, c *http.Client) (transferResult, error) {
+func (r *onS3) upload(ctx context.Context, path string, size int64, ups map[string]*manager.Uploader, c *http.Client) (transferResult, error) {
 	salt := r.nextSalt()
 	var digest string
 	if path == pRegistry {
@@ -276,8 +285,8 @@ func (r *onS3) upload(ctx context.Context, path string, size int64, up *manager.
 		var err error
 		body := newContent(size, salt)
 		switch path {
-		case pDirect:
-			_, err = up.Upload(ctx, &s3.PutObjectInput{
+		case pDirect, pDirectUnsign:
+			_, err = ups[path].Upload(ctx, &s3.PutObjectInput{
 				Bucket: aws.String(r.be.Bucket), Key: aws.String(fmt.Sprintf("bench-direct/%d", salt)),
 				Body: body, ContentType: aws.String("application/octet-stream"),
 			})
@@ -294,7 +303,7 @@ func (r *onS3) upload(ctx context.Context, path string, size int64, up *manager.
 		return res, fmt.Errorf("upload %s through %s: %w", SizeName(size), path, err)
 	}
 	switch {
-	case path == pDirect:
+	case path == pDirect || path == pDirectUnsign:
 		// The direct path downloads the gateway's object; this one goes.
 		_, err = r.be.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.be.Bucket), Key: aws.String(fmt.Sprintf("bench-direct/%d", salt))})
 	case path == pGateway && set.GatewayID == "":
@@ -328,7 +337,7 @@ func (r *onS3) objectsOf(ctx context.Context, size int64) (*objectSet, error) {
 // POST + PATCH and the registry's monolithic blob PUT, each repetition in a
 // rotated order.
 func (r *onS3) uploads(ctx context.Context) error {
-	up := r.uploader()
+	ups := map[string]*manager.Uploader{pDirect: r.uploader(false), pDirectUnsign: r.uploader(true)}
 	c := newHTTPClient(1, false)
 	for si, size := range r.plan.UploadSizes {
 		row := &uploadRow{Size: size, Paths: map[string]*transferResult{}}
@@ -339,7 +348,7 @@ func (r *onS3) uploads(ctx context.Context) error {
 			order := rotate(uploadPaths, rep+si)
 			var line []string
 			for _, p := range order {
-				res, err := r.upload(ctx, p, size, up, c)
+				res, err := r.upload(ctx, p, size, ups, c)
 				if err != nil {
 					return err
 				}

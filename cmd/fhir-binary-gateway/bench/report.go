@@ -286,21 +286,25 @@ func uploadTable(p printer, r *results, be *backendResult) {
 	p("### Upload throughput (%s)", be.Name)
 	p("")
 	p("One body at a time, a non-seekable stream of incompressible bytes. **Direct** is the AWS SDK's")
-	p("multipart uploader (`feature/s3/manager`) with the part size and parts in flight the gateway's")
-	p("store picks on this machine (8 MiB, %d in flight); **gateway** is a raw `POST /Binary`", be.UploadConc)
-	p("(`Prefer: return=minimal`), which streams the body to S3 in those parts while hashing it, then")
-	p("writes the Redis record; **tusd** is `POST /files/` + one `PATCH` with the whole body; **registry**")
-	p("is the blob upload `POST` + one monolithic `PUT ?digest=` (digest computed before the clock starts).")
-	p("MiB/s = all bytes ÷ all wall time of the repetitions. Targets: gateway ≥ %.2f× tusd and ≥ %.2f× direct.", targetUploadTusd, targetUploadDirect)
+	p("multipart uploader (`feature/s3/manager`) as it comes, which over plain HTTP signs the SHA-256 of")
+	p("every part, with the part size and parts in flight the gateway's store picks on this machine")
+	p("(8 MiB, %d in flight); **direct unsigned** is the same with `UNSIGNED-PAYLOAD`, as the gateway's", be.UploadConc)
+	p("store sends to a loopback or TLS endpoint (`s3store.UnsignedUploads`); **gateway** is a raw `POST")
+	p("/Binary` (`Prefer: return=minimal`), which streams the body to S3 in those parts while it computes")
+	p("the content's SHA-256, then writes the Redis record; **tusd** is `POST /files/` + one `PATCH` with")
+	p("the whole body; **registry** is the blob upload `POST` + one monolithic `PUT ?digest=` (digest")
+	p("computed before the clock starts). MiB/s = all bytes ÷ all wall time of the repetitions. Targets:")
+	p("gateway ≥ %.2f× tusd and ≥ %.2f× direct.", targetUploadTusd, targetUploadDirect)
 	p("")
-	p("| body | reps | direct MiB/s | gateway MiB/s | tusd MiB/s | registry MiB/s | gateway ÷ direct | gateway ÷ tusd | gateway ÷ registry | target |")
-	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
+	p("| body | reps | direct MiB/s | direct unsigned MiB/s | gateway MiB/s | tusd MiB/s | registry MiB/s | gateway ÷ direct | ÷ direct unsigned | ÷ tusd | ÷ registry | target |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
 	for _, u := range be.Uploads {
 		g := u.Paths[pGateway].MiBps()
 		rd, rt := Ratio(g, u.Paths[pDirect].MiBps()), Ratio(g, u.Paths[pTusd].MiBps())
-		p("| %s | %d | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s |", SizeName(u.Size), u.Paths[pGateway].Count,
-			u.Paths[pDirect].MiBps(), g, u.Paths[pTusd].MiBps(), u.Paths[pRegistry].MiBps(),
-			Times(rd), Times(rt), Times(Ratio(g, u.Paths[pRegistry].MiBps())), Mark(rd >= targetUploadDirect && rt >= targetUploadTusd))
+		p("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s |", SizeName(u.Size), u.Paths[pGateway].Count,
+			u.Paths[pDirect].MiBps(), u.Paths[pDirectUnsign].MiBps(), g, u.Paths[pTusd].MiBps(), u.Paths[pRegistry].MiBps(),
+			Times(rd), Times(Ratio(g, u.Paths[pDirectUnsign].MiBps())), Times(rt), Times(Ratio(g, u.Paths[pRegistry].MiBps())),
+			Mark(rd >= targetUploadDirect && rt >= targetUploadTusd))
 	}
 }
 
