@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -472,25 +473,21 @@ func (r *onS3) smallRequests(ctx context.Context) error {
 			rc.Close()
 			return err
 		}
-		c := newHTTPClient(clients, false)
 		jsonURL := r.servers[pStream].URL + "/Binary/" + set.GatewayID + "?_summary=true"
 		gw307 := r.servers[pRedirect].URL + "/Binary/" + set.GatewayID + "/$binary-access-read"
 		reg307 := r.servers[pRegistryRedir].URL + set.RegistryBlob
-		do := map[string]func(ctx context.Context) error{
-			pRedisGet: func(ctx context.Context) error { return rc.Get(ctx, floorKey).Err() },
-			pJSON: func(ctx context.Context) error {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, jsonURL, nil)
-				req.Header.Set("Accept", "application/fhir+json")
-				return expectStatus(c, req, http.StatusOK)
-			},
-			pGateway307: func(ctx context.Context) error {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw307, nil)
-				return expectStatus(c, req, http.StatusTemporaryRedirect)
-			},
-			pRegistry307: func(ctx context.Context) error {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, reg307, nil)
-				return expectStatus(c, req, http.StatusTemporaryRedirect)
-			},
+		jsonC, err1 := newRawClient(jsonURL, clients, "Accept: application/fhir+json")
+		gwC, err2 := newRawClient(gw307, clients)
+		regC, err3 := newRawClient(reg307, clients)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			rc.Close()
+			return err
+		}
+		do := map[string]func(ctx context.Context, w int) error{
+			pRedisGet:    func(ctx context.Context, _ int) error { return rc.Get(ctx, floorKey).Err() },
+			pJSON:        func(_ context.Context, w int) error { return jsonC.get(w, http.StatusOK) },
+			pGateway307:  func(_ context.Context, w int) error { return gwC.get(w, http.StatusTemporaryRedirect) },
+			pRegistry307: func(_ context.Context, w int) error { return regC.get(w, http.StatusTemporaryRedirect) },
 		}
 		row := &smallRow{Clients: clients, Paths: map[string]*rateResult{}}
 		first := rotate(smallPaths, r.cell)
@@ -509,7 +506,9 @@ func (r *onS3) smallRequests(ctx context.Context) error {
 			}
 		}
 		rc.Close()
-		c.CloseIdleConnections()
+		jsonC.close()
+		gwC.close()
+		regC.close()
 		r.res.Small = append(r.res.Small, row)
 		var line []string
 		for _, p := range smallPaths {
