@@ -41,7 +41,7 @@ const (
 	// An upload left to choose keeps between MinConcurrency and
 	// MaxConcurrency parts in flight (see UploadConcurrency).
 	MinConcurrency = 2
-	MaxConcurrency = 8
+	MaxConcurrency = 3
 	// defaultRegion is used when the SDK's chain names none: S3-compatible
 	// servers accept any region, and AWS answers a wrong one with a clear error.
 	defaultRegion = "us-east-1"
@@ -216,10 +216,12 @@ func UnsignedUploads(endpoint string) bool {
 // settings leave it open: one upload may hold a thirty-second of limit, the
 // memory the process may use, in part buffers (Concurrency+1 of them),
 // within [MinConcurrency, MaxConcurrency]. With 8 MiB parts that is 2 in
-// flight (24 MiB) under 1 GiB, 3 (32 MiB) at 1 GiB, and 8 (72 MiB) from
-// 2.25 GiB up. An upload of fewer parts holds fewer: the transfer manager
-// reads a part only when a sender is free, so in flight = min(parts, this).
-// More parts in flight hide S3's per-part latency (tusd keeps 10).
+// flight (24 MiB) under 1 GiB of memory and 3 (32 MiB) from 1 GiB up. An
+// upload of fewer parts holds fewer: the transfer manager reads a part only
+// when a sender is free, so in flight = min(parts, this). More parts in
+// flight hide S3's per-part latency, but on a 2-core machine the upload is
+// bound by CPU (hashing, and the S3 server's own work) well before that, and
+// a 1 GiB upload and download must stay under a 64 MiB heap (72 MiB at 8).
 func UploadConcurrency(partSize, limit int64) int {
 	if partSize <= 0 || limit <= 0 {
 		return MinConcurrency

@@ -21,8 +21,7 @@ func TestUploadConcurrencyFollowsMemory(t *testing.T) {
 		{0, MinConcurrency},         // nothing known: the former fixed 2
 		{512 << 20, MinConcurrency}, // 16 MiB budget: still 2
 		{1 << 30, 3},                // 32 MiB: 3 in flight + 1 being read = 32 MiB
-		{2 << 30, 7},                // 64 MiB
-		{24 << 30, MaxConcurrency},  // capped: 72 MiB per upload
+		{24 << 30, MaxConcurrency},  // capped: 32 MiB per upload
 		{1 << 40, MaxConcurrency},
 	} {
 		got := UploadConcurrency(part, c.limit)
