@@ -38,10 +38,10 @@ import (
 const (
 	DefaultTimeout  = 2 * time.Second
 	DefaultPartSize = 8 << 20
-	// An upload left to choose keeps between MinConcurrency and
-	// MaxConcurrency parts in flight (see UploadConcurrency).
-	MinConcurrency = 2
-	MaxConcurrency = 3
+	// UploadMemory is the most part buffers one upload holds when the
+	// settings leave Concurrency open: a 1 GiB upload and download together
+	// must stay under a 64 MiB heap.
+	UploadMemory = 24 << 20
 	// defaultRegion is used when the SDK's chain names none: S3-compatible
 	// servers accept any region, and AWS answers a wrong one with a clear error.
 	defaultRegion = "us-east-1"
@@ -213,21 +213,24 @@ func UnsignedUploads(endpoint string) bool {
 }
 
 // UploadConcurrency is how many parts an upload keeps in flight when the
-// settings leave it open: one upload may hold a thirty-second of limit, the
-// memory the process may use, in part buffers (Concurrency+1 of them),
-// within [MinConcurrency, MaxConcurrency]. With 8 MiB parts that is 2 in
-// flight (24 MiB) under 1 GiB of memory and 3 (32 MiB) from 1 GiB up. An
-// upload of fewer parts holds fewer: the transfer manager reads a part only
-// when a sender is free, so in flight = min(parts, this). More parts in
-// flight hide S3's per-part latency, but on a 2-core machine the upload is
-// bound by CPU (hashing, and the S3 server's own work) well before that, and
-// a 1 GiB upload and download must stay under a 64 MiB heap (72 MiB at 8).
+// settings leave it open: as many as fit, with the one being read, in
+// UploadMemory and in a thirty-second of limit (the memory the process may
+// use), at least one. With the default 8 MiB parts that is 2 (24 MiB) from
+// 768 MiB of memory up and 1 below; 5 MiB parts get 3. An upload of fewer
+// parts holds fewer: the transfer manager reads a part only when a sender is
+// free, so in flight = min(parts, this). More in flight would hide S3's
+// per-part latency, but 3 × 8 MiB took the 1 GiB round trip past its 64 MiB
+// heap, and on a small machine an upload is bound by CPU (hashing, and the
+// S3 server's own work) first.
 func UploadConcurrency(partSize, limit int64) int {
-	if partSize <= 0 || limit <= 0 {
-		return MinConcurrency
+	if partSize <= 0 {
+		return 1
 	}
-	c := limit/32/partSize - 1
-	return int(min(max(c, MinConcurrency), MaxConcurrency))
+	budget := int64(UploadMemory)
+	if limit > 0 {
+		budget = min(budget, limit/32)
+	}
+	return int(max(budget/partSize-1, 1))
 }
 
 // MemoryLimit is the memory this process may use: the smallest of

@@ -15,25 +15,24 @@ import (
 func TestUploadConcurrencyFollowsMemory(t *testing.T) {
 	const part = 8 << 20
 	for _, c := range []struct {
-		limit int64
-		want  int
+		part, limit int64
+		want        int
 	}{
-		{0, MinConcurrency},         // nothing known: the former fixed 2
-		{512 << 20, MinConcurrency}, // 16 MiB budget: still 2
-		{1 << 30, 3},                // 32 MiB: 3 in flight + 1 being read = 32 MiB
-		{24 << 30, MaxConcurrency},  // capped: 32 MiB per upload
-		{1 << 40, MaxConcurrency},
+		{part, 0, 2},         // nothing known: UploadMemory, the former fixed 2
+		{part, 256 << 20, 1}, // 8 MiB budget: one in flight, one being read
+		{part, 512 << 20, 1},
+		{part, 768 << 20, 2}, // 24 MiB
+		{part, 24 << 30, 2},  // capped by UploadMemory
+		{5 << 20, 24 << 30, 3},
+		{64 << 20, 1 << 40, 1},
 	} {
-		got := UploadConcurrency(part, c.limit)
+		got := UploadConcurrency(c.part, c.limit)
 		if got != c.want {
-			t.Errorf("UploadConcurrency(8 MiB, %d MiB) = %d, want %d", c.limit>>20, got, c.want)
+			t.Errorf("UploadConcurrency(%d MiB, %d MiB) = %d, want %d", c.part>>20, c.limit>>20, got, c.want)
 		}
-		if c.limit >= 1<<30 && int64(got+1)*part > c.limit/32 {
-			t.Errorf("limit %d MiB: %d parts in flight hold %d MiB, over a thirty-second of the memory", c.limit>>20, got, int64(got+1)*part>>20)
+		if held := int64(got+1) * c.part; got > 1 && held > UploadMemory {
+			t.Errorf("part %d MiB: %d in flight hold %d MiB, over UploadMemory", c.part>>20, got, held>>20)
 		}
-	}
-	if UploadConcurrency(64<<20, 1<<30) != MinConcurrency {
-		t.Error("large parts on a small machine: want the minimum")
 	}
 	if l := MemoryLimit(); l <= 0 {
 		t.Errorf("MemoryLimit() = %d on Linux, want the machine's memory at most", l)
