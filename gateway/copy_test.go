@@ -145,6 +145,24 @@ func (p *pullingWriter) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(io.Discard, r)
 }
 
+// TestCopyBuffersKeepFewIdle: after a burst of streams at once, at most
+// keptCopyBuffers buffers stay behind for the next downloads.
+func TestCopyBuffersKeepFewIdle(t *testing.T) {
+	var held [][]byte
+	for range 3 * keptCopyBuffers {
+		held = append(held, getCopyBuffer())
+	}
+	for _, b := range held {
+		if len(b) != copyBufferSize {
+			t.Fatalf("buffer of %d bytes, want %d", len(b), copyBufferSize)
+		}
+		putCopyBuffer(b)
+	}
+	if n := len(copyBuffers); n != keptCopyBuffers {
+		t.Fatalf("%d idle buffers kept, want %d", n, keptCopyBuffers)
+	}
+}
+
 // BenchmarkCopyBody is the README's buffer claim: a download copied
 // between two loopback TCP sockets (S3 → gateway → client) with buffers of
 // 64 KiB, 256 KiB (the former copy), 1 MiB (copyContent) and 2 MiB.
