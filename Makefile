@@ -45,17 +45,20 @@ lint: ## gofmt -l (fails on unformatted files) and go vet
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
-# Benchmarks: the gateway (separate processes) against the direct S3 path on
-# the same local MinIO + Redis as `make test`; writes docs/benchmarks.md + .png.
-# Servers this run started are stopped on the way out; running ones are reused.
+# Benchmarks: the gateway beside the direct S3 path and its peers (distribution
+# registry v3, tusd v2, built once at pinned versions into bin/peers/ by
+# scripts/bench-peers.sh) on MinIO and versitygw, all in one run; writes
+# docs/benchmarks.md + .png. Servers this run started are stopped on the way
+# out; running ones are reused. BENCH_ARGS=-quick for a smoke test.
 .PHONY: bench
-bench: ## Gateway vs direct S3 on local MinIO + Redis (~10 min); writes docs/benchmarks.md and .png
+bench: ## Gateway vs direct S3, registry and tusd on MinIO + versitygw (~20 min); writes docs/benchmarks.md and .png
 	@set -euo pipefail; \
+	peers="$$(scripts/bench-peers.sh install)"; \
 	if scripts/services.sh status 2>/dev/null; then echo "bench: reusing running services"; \
 	else trap 'scripts/services.sh down' EXIT; fi; \
 	scripts/services.sh up; \
-	set -a; . .services/env; set +a; \
-	go run ./cmd/fhir-binary-gateway/bench -out docs
+	set -a; . .services/env; eval "$$peers"; set +a; \
+	go run ./cmd/fhir-binary-gateway/bench -out docs $(BENCH_ARGS)
 
 # Fuzz targets are added by their packages; this target finds them (and
 # succeeds, saying so, while there are none).

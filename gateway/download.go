@@ -162,10 +162,7 @@ func hasValidators(h http.Header) bool {
 // midway the error reaches handleError with the response committed, which
 // aborts the connection: the client sees a short body, never a clean end.
 func (s *Server) copyBody(c echo.Context, dst io.Writer, body io.Reader, n int64) error {
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	// writerOnly hides ReaderFrom so the copy uses the pooled, bounded buffer.
-	written, err := io.CopyBuffer(writerOnly{dst}, io.LimitReader(body, n), *bp)
+	written, err := copyContent(dst, body, n)
 	if err == nil && written < n {
 		err = fmt.Errorf("object ended after %d of %d bytes", written, n)
 	}

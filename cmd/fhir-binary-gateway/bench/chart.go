@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/png"
 	"math"
+	"strings"
 
 	xdraw "golang.org/x/image/draw"
 	"golang.org/x/image/font"
@@ -17,7 +18,7 @@ import (
 // The chart is drawn at a small logical size with the 7×13 bitmap font and
 // scaled up 2× nearest-neighbour, so the text stays crisp.
 const (
-	chartW     = 600
+	chartW     = 720
 	labelW     = 118 // left column for row labels
 	valueW     = 78  // right margin for value labels
 	barH       = 11
@@ -39,6 +40,7 @@ var (
 	colUpload   = color.RGBA{50, 160, 80, 255}
 	colRedis    = color.RGBA{150, 150, 150, 255}
 	colJSON     = color.RGBA{140, 90, 190, 255}
+	colRegRedir = color.RGBA{200, 170, 230, 255}
 )
 
 // bar is one bar of a group; target 0 means none.
@@ -66,14 +68,16 @@ type panel struct {
 
 func renderChart(r *results) ([]byte, error) {
 	var panels []panel
-	if len(r.Downloads)+len(r.Uploads) > 0 {
-		panels = append(panels, throughputPanel(r))
+	for _, be := range r.Backends {
+		if len(be.Downloads)+len(be.Uploads) > 0 {
+			panels = append(panels, throughputPanel(be))
+		}
 	}
-	if len(r.Small) > 0 {
-		panels = append(panels, smallPanel(r))
+	if p, ok := redirectPanel(r); ok {
+		panels = append(panels, p)
 	}
-	if r.RSS != nil {
-		panels = append(panels, rssPanel(r.RSS))
+	if p, ok := rssPanel(r); ok {
+		panels = append(panels, p)
 	}
 	height := 36
 	for _, p := range panels {
@@ -81,7 +85,11 @@ func renderChart(r *results) ([]byte, error) {
 	}
 	img := image.NewRGBA(image.Rect(0, 0, chartW, height))
 	fill(img, img.Bounds(), colBG)
-	text(img, 8, 16, "fhir-binary-gateway vs direct S3 - "+r.Machine.NProc+" shared cores, "+r.Machine.Started.UTC().Format("2006-01-02"), colText)
+	title := fmt.Sprintf("fhir-binary-gateway and peers, one run - %s cores, %s", r.Machine.NProc, r.Machine.Started.UTC().Format("2006-01-02"))
+	if r.Quick {
+		title += " (SMOKE RUN)"
+	}
+	text(img, 8, 16, title, colText)
 	y := 30
 	for _, p := range panels {
 		drawPanel(img, p, y)
@@ -96,36 +104,57 @@ func renderChart(r *results) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func throughputPanel(r *results) panel {
+var pathColour = map[string]color.Color{
+	pGateway:       colStream,
+	pDirectUnsign:  colRedis,
+	pStream:        colStream,
+	pRedirect:      colRedirect,
+	pTusd:          colUpload,
+	pRegistry:      colJSON,
+	pRegistryRedir: colRegRedir,
+	pGateway307:    colRedirect,
+	pRegistry307:   colJSON,
+}
+
+func throughputPanel(be *backendResult) panel {
 	p := panel{
-		title:   "Throughput as % of the direct S3 path (red tick = target)",
-		legend:  []bar{{col: colStream, label: "gateway stream"}, {col: colRedirect, label: "redirect, followed"}, {col: colUpload, label: "gateway upload"}},
+		title: be.Name + ": throughput as x of the direct S3 path (red tick = target)",
+		legend: []bar{{col: colStream, label: "gateway"}, {col: colRedirect, label: "gw redirect"}, {col: colJSON, label: "registry"},
+			{col: colRegRedir, label: "reg. redirect"}, {col: colUpload, label: "tusd"}, {col: colRedis, label: "direct unsigned"}},
 		refLine: 1,
-		tickFmt: func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) },
+		tickFmt: func(v float64) string { return fmt.Sprintf("%.1fx", v) },
 	}
 	top := 1.2
-	for _, d := range r.Downloads {
-		rs, rr := Ratio(d.Stream.MiBps(), d.Direct.MiBps()), Ratio(d.Redirect.MiBps(), d.Direct.MiBps())
-		redirTarget := 0.0
-		if d.Size >= targetRedirectMin {
-			redirTarget = targetRedirect
+	for _, u := range be.Uploads {
+		d := u.Paths[pDirect].MiBps()
+		g := group{label: "PUT " + SizeName(u.Size)}
+		for _, name := range []string{pGateway, pDirectUnsign, pTusd, pRegistry} {
+			v := Ratio(u.Paths[name].MiBps(), d)
+			b := bar{value: v, col: pathColour[name], label: timesASCII(v)}
+			if name == pGateway {
+				b.target = targetUploadDirect
+				b.missed = v < targetUploadDirect || Ratio(u.Paths[pGateway].MiBps(), u.Paths[pTusd].MiBps()) < targetUploadTusd
+			}
+			g.bars = append(g.bars, b)
+			top = max(top, v)
 		}
-		p.groups = append(p.groups, group{
-			label: fmt.Sprintf("GET %s x%d", SizeName(d.Size), d.Clients),
-			bars: []bar{
-				{value: rs, target: targetStream, col: colStream, label: pct(rs), missed: rs < targetStream},
-				{value: rr, target: redirTarget, col: colRedirect, label: pct(rr), missed: redirTarget > 0 && rr < redirTarget},
-			},
-		})
-		top = max(top, rs, rr)
+		p.groups = append(p.groups, g)
 	}
-	for _, u := range r.Uploads {
-		ru := Ratio(u.Gateway.MiBps(), u.Direct.MiBps())
-		p.groups = append(p.groups, group{
-			label: "POST " + SizeName(u.Size),
-			bars:  []bar{{value: ru, target: targetUpload, col: colUpload, label: pct(ru), missed: ru < targetUpload}},
-		})
-		top = max(top, ru)
+	for _, dl := range be.Downloads {
+		d := dl.Paths[pDirect].MiBps()
+		g := group{label: fmt.Sprintf("GET %s x%d", SizeName(dl.Size), dl.Clients)}
+		for _, name := range downloadPaths[1:] {
+			v := Ratio(dl.Paths[name].MiBps(), d)
+			b := bar{value: v, col: pathColour[name], label: timesASCII(v)}
+			if name == pStream {
+				if t := downloadTarget(be.Name, dl.Size, dl.Clients); t > 0 {
+					b.target, b.missed = t, v < t
+				}
+			}
+			g.bars = append(g.bars, b)
+			top = max(top, v)
+		}
+		p.groups = append(p.groups, g)
 	}
 	p.max = math.Ceil(top*5) / 5
 	for v := 0.0; v <= p.max+1e-9; v += 0.2 {
@@ -134,54 +163,82 @@ func throughputPanel(r *results) panel {
 	return p
 }
 
-func smallPanel(r *results) panel {
+func redirectPanel(r *results) (panel, bool) {
 	p := panel{
-		title:   "Small requests per second (red tick = 10,000/s target, 64 clients)",
-		legend:  []bar{{col: colRedis, label: "Redis GET floor"}, {col: colJSON, label: "GET JSON _summary"}, {col: colRedirect, label: "307 redirect"}},
+		title:   "307 redirects per second, not followed (red tick = 4x the registry, 64 connections)",
+		legend:  []bar{{col: colRedirect, label: "gateway 307"}, {col: colJSON, label: "registry 307"}},
 		tickFmt: func(v float64) string { return fmt.Sprintf("%.0fk", v/1000) },
 	}
-	top := targetRedirects
-	for _, s := range r.Small {
-		t := 0.0
-		missed := false
-		label := fmt.Sprintf("%.0f p99 %sms", s.Redirect.PerSec(), Millis(s.Redirect.P99))
-		if s.Clients == 64 {
-			t = targetRedirects
-			missed = s.Redirect.PerSec() < targetRedirects || s.Redirect.P99 >= targetRedirectP99
+	top := 0.0
+	for _, be := range r.Backends {
+		for _, s := range be.Small {
+			g, reg := s.Paths[pGateway307], s.Paths[pRegistry307]
+			gb := bar{value: g.PerSec(), col: colRedirect, label: fmt.Sprintf("%.0f p99 %sms", g.PerSec(), Millis(g.P99()))}
+			if s.Clients == 64 {
+				gb.target = targetRedirectsX * reg.PerSec()
+				gb.missed = g.PerSec() < gb.target || g.P99() >= targetRedirectP99
+			}
+			p.groups = append(p.groups, group{
+				label: fmt.Sprintf("%s x%d", shortName(be.Name), s.Clients),
+				bars:  []bar{gb, {value: reg.PerSec(), col: colJSON, label: fmt.Sprintf("%.0f p99 %sms", reg.PerSec(), Millis(reg.P99()))}},
+			})
+			top = max(top, g.PerSec(), reg.PerSec(), gb.target)
 		}
-		p.groups = append(p.groups, group{
-			label: plural(s.Clients, "client"),
-			bars: []bar{
-				{value: s.Redis.PerSec(), col: colRedis, label: fmt.Sprintf("%.0f", s.Redis.PerSec())},
-				{value: s.JSON.PerSec(), col: colJSON, label: fmt.Sprintf("%.0f", s.JSON.PerSec())},
-				{value: s.Redirect.PerSec(), target: t, col: colRedirect, label: label, missed: missed},
-			},
-		})
-		top = max(top, s.Redis.PerSec(), s.JSON.PerSec(), s.Redirect.PerSec())
+	}
+	if len(p.groups) == 0 {
+		return p, false
 	}
 	step := niceStep(top / 5)
-	p.max = math.Ceil(top/step) * step
+	p.max = math.Ceil(top*1.25/step) * step
 	for v := 0.0; v <= p.max+1e-9; v += step {
 		p.ticks = append(p.ticks, v)
 	}
-	return p
+	return p, true
 }
 
-func rssPanel(s *rssRow) panel {
-	peak := float64(s.PeakKiB) / 1024
+func shortName(backend string) string {
+	if backend == "versitygw" {
+		return "vgw"
+	}
+	return strings.ToLower(backend)
+}
+
+func rssPanel(r *results) (panel, bool) {
 	p := panel{
-		title:   fmt.Sprintf("Gateway peak RSS (VmHWM), %d clients x %s streamed (red tick = target)", s.Clients, SizeName(s.Size)),
+		title:   "Peak RSS (VmHWM, MiB) of a fresh server while N clients stream one object (red tick = target)",
+		legend:  []bar{{col: colStream, label: "gateway"}, {col: colJSON, label: "registry"}, {col: colUpload, label: "tusd"}},
 		tickFmt: func(v float64) string { return fmt.Sprintf("%.0f", v) },
 	}
-	p.groups = []group{{label: "peak VmHWM", bars: []bar{{value: peak, target: float64(targetRSS / mib), col: colStream,
-		label: fmt.Sprintf("%.1f MiB", peak), missed: s.PeakKiB*kib >= targetRSS}}}}
-	top := max(peak, float64(targetRSS/mib)) * 1.1
-	step := niceStep(top / 5)
-	p.max = math.Ceil(top/step) * step
+	top := float64(targetRSS / mib)
+	for _, be := range r.Backends {
+		if len(be.RSS) == 0 {
+			continue
+		}
+		g := group{label: fmt.Sprintf("%s %dx%s", shortName(be.Name), be.RSS[0].Clients, SizeName(be.RSS[0].Size))}
+		for _, row := range be.RSS {
+			v := float64(row.PeakKiB) / 1024
+			b := bar{value: v, col: pathColour[row.Server], label: fmt.Sprintf("%.1f MiB", v)}
+			if row.Server == pStream {
+				b.col = colStream
+				b.target = float64(targetRSS / mib)
+				b.missed = row.PeakKiB*kib >= targetRSS
+			} else if row.Server == pTusd {
+				b.col = colUpload
+			}
+			g.bars = append(g.bars, b)
+			top = max(top, v)
+		}
+		p.groups = append(p.groups, g)
+	}
+	if len(p.groups) == 0 {
+		return p, false
+	}
+	step := niceStep(top * 1.1 / 5)
+	p.max = math.Ceil(top*1.1/step) * step
 	for v := 0.0; v <= p.max+1e-9; v += step {
 		p.ticks = append(p.ticks, v)
 	}
-	return p
+	return p, true
 }
 
 func panelHeight(p panel) int {
@@ -287,3 +344,6 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
+
+// timesASCII is Times with an ASCII x: the bitmap font has no ×.
+func timesASCII(v float64) string { return strings.ReplaceAll(Times(v), "×", "x") }

@@ -31,9 +31,10 @@ func buildGateway(ctx context.Context, root, dir string) (string, error) {
 	return bin, nil
 }
 
-// gatewayProc is one running gateway process.
-type gatewayProc struct {
-	Mode string
+// proc is one server process the benchmark started: a gateway, a peer or
+// an S3 server.
+type proc struct {
+	Name string
 	URL  string // base URL, e.g. http://127.0.0.1:34567
 	Pid  int
 
@@ -47,19 +48,27 @@ var listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
 
 // startGateway runs bin in serve mode with env and the given download mode,
 // waits for its "listening on" line and for /readyz to answer 200.
-func startGateway(ctx context.Context, bin string, env []string, mode, dataDir string) (*gatewayProc, error) {
+func startGateway(ctx context.Context, bin string, env []string, mode, dataDir string) (*proc, error) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(env, "GATEWAY_DOWNLOAD_MODE="+mode, "GATEWAY_DATA_DIR="+dataDir)
-	// If the benchmark dies, its gateways die with it.
+	return startProc(ctx, "gateway "+mode, cmd, "", func(ctx context.Context, base string) (bool, string) {
+		return httpStatusIs(ctx, base+"/readyz", http.StatusOK)
+	})
+}
+
+// startProc starts cmd and waits until ready says so. With url empty the
+// URL is taken from the process's "listening on" line.
+func startProc(ctx context.Context, name string, cmd *exec.Cmd, url string, ready func(ctx context.Context, base string) (bool, string)) (*proc, error) {
+	// If the benchmark dies, its servers die with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	g := &gatewayProc{Mode: mode, cmd: cmd, stderr: &tailBuffer{max: 16 * kib}, done: make(chan struct{})}
+	g := &proc{Name: name, URL: url, cmd: cmd, stderr: &tailBuffer{max: 16 * kib}, done: make(chan struct{})}
 	cmd.Stderr = g.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	g.Pid = cmd.Process.Pid
 	urls := make(chan string, 1)
@@ -71,59 +80,68 @@ func startGateway(ctx context.Context, bin string, env []string, mode, dataDir s
 				case urls <- strings.TrimRight(m[1], "/"):
 				default:
 				}
+			} else {
+				_, _ = g.stderr.Write(append(sc.Bytes(), '\n'))
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	go func() { g.err = cmd.Wait(); close(g.done) }()
 
-	select {
-	case g.URL = <-urls:
-	case <-g.done:
-		return nil, fmt.Errorf("gateway (%s) exited at start-up: %v\n%s", mode, g.err, g.stderr)
-	case <-time.After(30 * time.Second):
-		g.Stop()
-		return nil, fmt.Errorf("gateway (%s) printed no listening line within 30s\n%s", mode, g.stderr)
-	case <-ctx.Done():
-		g.Stop()
-		return nil, ctx.Err()
+	if g.URL == "" {
+		select {
+		case g.URL = <-urls:
+		case <-g.done:
+			return nil, fmt.Errorf("%s exited at start-up: %v\n%s", name, g.err, g.stderr)
+		case <-time.After(30 * time.Second):
+			g.Stop()
+			return nil, fmt.Errorf("%s printed no listening line within 30s\n%s", name, g.stderr)
+		case <-ctx.Done():
+			g.Stop()
+			return nil, ctx.Err()
+		}
 	}
-	if err := g.waitReady(ctx, 30*time.Second); err != nil {
+	if err := g.waitReady(ctx, 30*time.Second, ready); err != nil {
 		g.Stop()
 		return nil, err
 	}
 	return g, nil
 }
 
-func (g *gatewayProc) waitReady(ctx context.Context, limit time.Duration) error {
+// httpStatusIs GETs u and reports whether it answered want (and, if not, what).
+func httpStatusIs(ctx context.Context, u string, want int) (bool, string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == want, resp.Status
+}
+
+func (g *proc) waitReady(ctx context.Context, limit time.Duration, ready func(ctx context.Context, base string) (bool, string)) error {
 	deadline := time.Now().Add(limit)
 	var last string
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
+		ok, why := ready(ctx, g.URL)
+		if ok {
+			return nil
 		}
+		last = why
 		select {
 		case <-g.done:
-			return fmt.Errorf("gateway (%s) exited: %v\n%s", g.Mode, g.err, g.stderr)
+			return fmt.Errorf("%s exited: %v\n%s", g.Name, g.err, g.stderr)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("gateway (%s) not ready within %s (last: %s)\n%s", g.Mode, limit, last, g.stderr)
+	return fmt.Errorf("%s not ready within %s (last: %s)\n%s", g.Name, limit, last, g.stderr)
 }
 
 // Alive reports whether the process is still running.
-func (g *gatewayProc) Alive() bool {
+func (g *proc) Alive() bool {
 	select {
 	case <-g.done:
 		return false
@@ -132,8 +150,8 @@ func (g *gatewayProc) Alive() bool {
 	}
 }
 
-// Stop sends SIGTERM, and SIGKILL if the gateway is still there after 10 s.
-func (g *gatewayProc) Stop() {
+// Stop sends SIGTERM, and SIGKILL if the process is still there after 10 s.
+func (g *proc) Stop() {
 	if g == nil || !g.Alive() {
 		return
 	}
@@ -259,4 +277,34 @@ func pidFile(path string) int {
 		return 0
 	}
 	return pid
+}
+
+// postBinary creates a Binary from body (size bytes) with a raw POST and
+// returns its id.
+func postBinary(ctx context.Context, c *http.Client, gw string, size int64, body io.Reader) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gw+"/Binary", body)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Disposition", `attachment; filename="bench.bin"`)
+	req.Header.Set("Prefer", "return=minimal")
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("POST /Binary (%s): %w", SizeName(size), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return "", fmt.Errorf("POST /Binary (%s): %s: %s", SizeName(size), resp.Status, b)
+	}
+	// Location: <base>/Binary/{id}/_history/1
+	loc := resp.Header.Get("Location")
+	_, rest, ok := strings.Cut(loc, "/Binary/")
+	id, _, _ := strings.Cut(rest, "/")
+	if !ok || id == "" {
+		return "", fmt.Errorf("POST /Binary: no id in Location %q", loc)
+	}
+	return id, nil
 }

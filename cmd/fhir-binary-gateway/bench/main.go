@@ -1,14 +1,15 @@
-// Command bench measures the gateway against the direct S3 path on the local
-// MinIO and Redis that `scripts/services.sh up` starts, and writes the
-// results as docs/benchmarks.md and a chart, docs/benchmarks.png.
+// Command bench measures the gateway beside the direct S3 path and its peers
+// (distribution registry v3, tusd v2) on two local S3 servers (MinIO and
+// versitygw) in one run, and writes the results as docs/benchmarks.md and a
+// chart, docs/benchmarks.png.
 //
-//	make bench     (starts the servers, runs this, stops them)
-//	go run ./cmd/fhir-binary-gateway/bench -out docs [-sections download,small,upload,rss] [-quick]
+//	make bench     (installs the peers, starts the servers, runs this, stops them)
+//	go run ./cmd/fhir-binary-gateway/bench -out docs [-backends minio,versitygw] [-sections …] [-quick]
 //
-// The gateway runs as separate processes built from this tree (one in
-// download mode stream, one in redirect, so every cell is measured back to
-// back with its direct baseline). The load generator is this program. It exits
-// non-zero only when something failed; a missed target is a ✗ in the table.
+// Every server runs as a separate process built from this tree or from the
+// pinned peers (scripts/bench-peers.sh); the load generator is this program.
+// It exits non-zero only when something failed; a missed target is a ✗ in
+// the table.
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,42 +33,48 @@ type plan struct {
 	DownloadClients []int
 	CellBudget      time.Duration // per download cell and path (two passes); each client does at least one transfer per pass
 	SmallClients    []int
-	SmallDuration   time.Duration
+	SmallDuration   time.Duration // per cell and path (two passes)
 	UploadSizes     []int64
 	UploadReps      map[int64]int
 	RSSClients      int
 	RSSSize         int64
+	GoBenchTime     string // go test -benchtime
 }
 
 func fullPlan() plan {
 	return plan{
-		DownloadSizes:   []int64{mib, 64 * mib, gib},
+		DownloadSizes:   []int64{mib, 256 * mib, gib},
 		DownloadClients: []int{1, 8},
-		CellBudget:      6 * time.Second,
+		CellBudget:      4 * time.Second,
 		SmallClients:    []int{1, 16, 64},
-		SmallDuration:   5 * time.Second,
-		UploadSizes:     []int64{64 * mib, gib},
-		UploadReps:      map[int64]int{64 * mib: 6, gib: 3},
+		SmallDuration:   4 * time.Second,
+		UploadSizes:     []int64{256 * mib, gib},
+		UploadReps:      map[int64]int{256 * mib: 3, gib: 2},
 		RSSClients:      16,
 		RSSSize:         gib,
+		GoBenchTime:     "1s",
 	}
 }
 
 func quickPlan() plan {
 	return plan{
-		DownloadSizes:   []int64{mib, 64 * mib},
-		DownloadClients: []int{1, 8},
-		CellBudget:      time.Second,
+		DownloadSizes:   []int64{mib, 16 * mib},
+		DownloadClients: []int{1, 4},
+		CellBudget:      600 * time.Millisecond,
 		SmallClients:    []int{1, 16},
-		SmallDuration:   time.Second,
-		UploadSizes:     []int64{64 * mib},
-		UploadReps:      map[int64]int{64 * mib: 1},
+		SmallDuration:   600 * time.Millisecond,
+		UploadSizes:     []int64{16 * mib},
+		UploadReps:      map[int64]int{16 * mib: 2},
 		RSSClients:      4,
-		RSSSize:         64 * mib,
+		RSSSize:         16 * mib,
+		GoBenchTime:     "20x",
 	}
 }
 
-var allSections = []string{"upload", "download", "small", "rss"}
+var (
+	allSections = []string{"gobench", "upload", "download", "small", "rss"}
+	allBackends = []string{"minio", "versitygw"}
+)
 
 func main() {
 	if err := run(); err != nil {
@@ -75,24 +83,55 @@ func main() {
 	}
 }
 
-func run() error {
+func parseList(flagName, list string, allowed []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for s := range strings.SplitSeq(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			if !slices.Contains(allowed, s) {
+				return nil, fmt.Errorf("-%s: unknown %q (have %s)", flagName, s, strings.Join(allowed, ","))
+			}
+			out[s] = true
+		}
+	}
+	return out, nil
+}
+
+func run() (err error) {
 	out := flag.String("out", "docs", "directory for benchmarks.md and benchmarks.png")
 	sectionList := flag.String("sections", strings.Join(allSections, ","), "which measurements to run: "+strings.Join(allSections, ","))
+	backendList := flag.String("backends", strings.Join(allBackends, ","), "which S3 servers to run on: "+strings.Join(allBackends, ","))
 	quick := flag.Bool("quick", false, "small objects and short cells: a smoke test, not figures to publish")
+	profile := flag.Bool("profile", true, "record perf profiles of the gateway where a target is missed (needs perf)")
+	downloadSizes := flag.String("download-sizes", "", "override the plan's download sizes, e.g. 1MiB,256MiB")
+	uploadSizes := flag.String("upload-sizes", "", "override the plan's upload sizes (one repetition each unless the plan has the size)")
 	flag.Parse()
 
 	p := fullPlan()
 	if *quick {
 		p = quickPlan()
 	}
-	sections := map[string]bool{}
-	for s := range strings.SplitSeq(*sectionList, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			if !slices.Contains(allSections, s) {
-				return fmt.Errorf("-sections: unknown %q (have %s)", s, strings.Join(allSections, ","))
-			}
-			sections[s] = true
+	if *downloadSizes != "" {
+		if p.DownloadSizes, err = parseSizes(*downloadSizes); err != nil {
+			return fmt.Errorf("-download-sizes: %w", err)
 		}
+	}
+	if *uploadSizes != "" {
+		if p.UploadSizes, err = parseSizes(*uploadSizes); err != nil {
+			return fmt.Errorf("-upload-sizes: %w", err)
+		}
+		for _, s := range p.UploadSizes {
+			if p.UploadReps[s] == 0 {
+				p.UploadReps[s] = 2
+			}
+		}
+	}
+	sections, err := parseList("sections", *sectionList, allSections)
+	if err != nil {
+		return err
+	}
+	backends, err := parseList("backends", *backendList, allBackends)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -102,7 +141,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	svc, err := servicesFromEnv()
+	svc, err := servicesFromEnv(root)
+	if err != nil {
+		return err
+	}
+	peers, err := peersFromEnv()
 	if err != nil {
 		return err
 	}
@@ -112,11 +155,12 @@ func run() error {
 	}
 	defer os.RemoveAll(tmp)
 
-	b := &bench{plan: p, svc: svc, tmp: tmp, started: time.Now()}
+	b := &bench{plan: p, svc: svc, peers: peers, tmp: tmp, root: root, started: time.Now(), digests: map[digestKey]string{}, profile: *profile}
 	b.res.Sections = sections
 	b.res.Quick = *quick
 	b.res.Plan = p
 	b.res.Args = os.Args[1:]
+	b.res.Peers = peers
 
 	logf("building the gateway (CGO_ENABLED=0 go build -trimpath ./cmd/fhir-binary-gateway)")
 	if b.bin, err = buildGateway(ctx, root, tmp); err != nil {
@@ -131,24 +175,28 @@ func run() error {
 		return fmt.Errorf("redis %s: %w", svc.RedisURL, err)
 	}
 	b.res.Machine = describeMachine(ctx, root, rc)
-	logf("machine: %s CPUs (%s), %s, %s", b.res.Machine.NProc, b.res.Machine.CPU, b.res.Machine.Memory, b.res.Machine.Go)
+	logf("machine: %s CPUs (%s), %s, %s; load average %s", b.res.Machine.NProc, b.res.Machine.CPU, b.res.Machine.Memory, b.res.Machine.Go, b.res.Machine.LoadStart)
 
-	if err := svc.createBucket(ctx); err != nil {
-		return err
+	if sections["gobench"] {
+		if err := b.goBenchmarks(ctx); err != nil {
+			b.fail("go benchmarks", err)
+		}
 	}
-	logf("bucket %s on %s, Redis prefix %s", svc.Bucket, svc.S3Endpoint, svc.Prefix)
-	defer b.cleanup()
-
-	runErr := b.measure(ctx, root)
-	if runErr != nil {
-		b.res.Errors = append(b.res.Errors, runErr.Error())
+	for _, name := range allBackends {
+		if !backends[name] || ctx.Err() != nil {
+			continue
+		}
+		if err := b.onBackend(ctx, name); err != nil {
+			b.fail(name, err)
+		}
 	}
 	if ctx.Err() != nil {
-		return errors.Join(runErr, ctx.Err())
+		return ctx.Err()
 	}
+	b.res.Machine.LoadEnd = loadAverage()
 	b.res.Took = time.Since(b.started)
 	if err := writeReport(*out, &b.res); err != nil {
-		return errors.Join(runErr, err)
+		return err
 	}
 	logf("wrote %s and %s (%s)", filepath.Join(*out, "benchmarks.md"), filepath.Join(*out, "benchmarks.png"), b.res.Took.Round(time.Second))
 	if len(b.res.Errors) > 0 {
@@ -161,109 +209,50 @@ func run() error {
 type bench struct {
 	plan    plan
 	svc     *services
+	peers   peerBins
 	tmp     string
+	root    string
 	bin     string
 	started time.Time
-	stream  *gatewayProc // GATEWAY_DOWNLOAD_MODE=stream
-	redir   *gatewayProc // GATEWAY_DOWNLOAD_MODE=redirect
-	meter   *cpuMeter
-	objects map[int64]object // test objects by size
+	digests map[digestKey]string
+	salt    uint64
+	profile bool
 	res     results
 }
 
-// object is a Binary the downloads read, and where its bytes are in S3.
-type object struct {
-	ID, Key string
-	Size    int64
+func (b *bench) fail(what string, err error) {
+	logf("%s: FAILED: %v", what, err)
+	b.res.Errors = append(b.res.Errors, what+": "+err.Error())
 }
 
-func (b *bench) measure(ctx context.Context, root string) error {
-	if err := b.startGateways(ctx); err != nil {
-		return err
-	}
-	b.meter = &cpuMeter{}
-	b.meter.add("gateway", b.stream.Pid)
-	b.meter.add("gateway", b.redir.Pid)
-	b.meter.add("minio", pidFile(filepath.Join(root, ".services", "minio.pid")))
-	b.meter.add("redis", pidFile(filepath.Join(root, ".services", "redis.pid")))
-	b.meter.add("load generator", os.Getpid())
-	b.res.CPUNames = slices.Compact(slices.Clone(b.meter.names))
-	b.objects = map[int64]object{}
+// nextSalt makes every uploaded body different.
+func (b *bench) nextSalt() uint64 { b.salt++; return b.salt }
 
-	// Each section records its own failure and lets the others run.
-	sectionErr := func(name string, err error) {
-		if err != nil {
-			logf("%s: FAILED: %v", name, err)
-			b.res.Errors = append(b.res.Errors, name+": "+err.Error())
+// onBackend starts the S3 server (versitygw) or takes the running one
+// (MinIO), starts the gateways and peers on a fresh bucket there, measures,
+// and removes everything it made.
+func (b *bench) onBackend(ctx context.Context, name string) error {
+	var be *backend
+	switch name {
+	case "minio":
+		be = b.svc.MinIO
+	case "versitygw":
+		var err error
+		logf("starting versitygw %s (posix backend)", b.peers.VersityGWVersion)
+		if be, err = startVersityGW(ctx, b.peers.VersityGW, b.peers.VersityGWVersion, filepath.Join(b.tmp, "versitygw"), b.svc.Region); err != nil {
+			return err
 		}
+		be.Bucket = "fbg-bench-" + b.svc.Tag
+		defer be.Proc.Stop()
 	}
-	if b.res.Sections["upload"] {
-		sectionErr("upload", b.uploads(ctx))
-	}
-	if b.res.Sections["download"] {
-		sectionErr("download", b.downloads(ctx))
-	}
-	if b.res.Sections["small"] {
-		sectionErr("small requests", b.smallRequests(ctx))
-	}
-	if b.res.Sections["rss"] {
-		sectionErr("peak RSS", b.peakRSS(ctx))
-	}
-	return nil
-}
-
-func (b *bench) startGateways(ctx context.Context) error {
-	env := b.svc.gatewayEnv(os.DevNull)
-	var err error
-	if b.stream, err = startGateway(ctx, b.bin, env, "stream", filepath.Join(b.tmp, "data-stream")); err != nil {
+	if err := be.createBucket(ctx); err != nil {
 		return err
 	}
-	if b.redir, err = startGateway(ctx, b.bin, env, "redirect", filepath.Join(b.tmp, "data-redirect")); err != nil {
-		return err
-	}
-	logf("gateways: stream %s (pid %d), redirect %s (pid %d)", b.stream.URL, b.stream.Pid, b.redir.URL, b.redir.Pid)
-	return nil
-}
-
-// object returns the test object of size, creating it through the gateway
-// the first time.
-func (b *bench) object(ctx context.Context, size int64) (object, error) {
-	if o, ok := b.objects[size]; ok {
-		return o, nil
-	}
-	logf("creating a %s Binary through the gateway", SizeName(size))
-	id, err := postBinary(ctx, newHTTPClient(1, false), b.stream.URL, size)
-	if err != nil {
-		return object{}, err
-	}
-	return b.remember(ctx, id, size)
-}
-
-func (b *bench) remember(ctx context.Context, id string, size int64) (object, error) {
-	key, err := b.svc.objectKeyOf(ctx, id)
-	if err != nil {
-		return object{}, err
-	}
-	o := object{ID: id, Key: key, Size: size}
-	b.objects[size] = o
-	return o, nil
-}
-
-// cleanup stops the gateways and removes the bucket and the Redis keys,
-// even after an interrupt.
-func (b *bench) cleanup() {
-	b.stream.Stop()
-	b.redir.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := b.svc.removeBucket(ctx); err != nil {
-		logf("cleanup: %v", err)
-	}
-	n, err := b.svc.removeRedisKeys(ctx)
-	if err != nil {
-		logf("cleanup: redis keys under %s: %v", b.svc.Prefix, err)
-	}
-	logf("cleaned up: bucket %s removed, %d Redis keys under %s deleted, gateways stopped", b.svc.Bucket, n, b.svc.Prefix)
+	r := &onS3{bench: b, be: be, res: &backendResult{Name: be.Name, Version: be.Version}, objects: map[int64]*objectSet{}}
+	b.res.Backends = append(b.res.Backends, r.res)
+	defer r.cleanup()
+	logf("== %s %s at %s, bucket %s", be.Name, be.Version, be.Endpoint, be.Bucket)
+	return r.measure(ctx)
 }
 
 func moduleRoot() (string, error) {
@@ -285,4 +274,28 @@ func moduleRoot() (string, error) {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// parseSizes reads "1MiB,256MiB,1GiB".
+func parseSizes(list string) ([]int64, error) {
+	var out []int64
+	for f := range strings.SplitSeq(list, ",") {
+		f = strings.TrimSpace(f)
+		mult := int64(1)
+		for _, u := range []struct {
+			suffix string
+			m      int64
+		}{{"GiB", gib}, {"MiB", mib}, {"KiB", kib}} {
+			if v, ok := strings.CutSuffix(f, u.suffix); ok {
+				f, mult = v, u.m
+				break
+			}
+		}
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n*mult)
+	}
+	return out, nil
 }

@@ -23,64 +23,28 @@ func writeReport(dir string, r *results) error {
 	return os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(markdown(r)), 0o644)
 }
 
+type printer func(format string, args ...any)
+
 func markdown(r *results) string {
 	var w strings.Builder
-	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+	p := printer(func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) })
 	m := r.Machine
 
 	p("# Benchmarks")
 	p("")
-	p("Written by `make bench` on %s (commit `%s`; the run took %s). **These figures are from a shared",
+	p("Written by `make bench` on %s from commit `%s` (the run took %s). Every figure below comes from",
 		m.Started.UTC().Format("2006-01-02 15:04 UTC"), orDash(m.Commit), r.Took.Round(time.Second))
-	p("2-core machine**: the gateway, MinIO, Redis and the load generator all run on the same %s CPUs, and other", m.NProc)
-	p("engineers' builds and tests ran beside them, so treat single cells as ±10–15%%; the ratios, measured")
-	p("back to back in the same run, are steadier than the absolute numbers.")
+	p("this one run: the gateway, its peers and the direct S3 path measured side by side on the same S3")
+	p("servers, so the ratios compare like with like.")
 	if r.Quick {
 		p("")
 		p("> **Smoke run (`-quick`)**: small objects and short cells; not figures to quote.")
 	}
 	p("")
-	p("![Gateway throughput and request rate relative to the direct path](benchmarks.png)")
+	machineParagraph(p, r)
 	p("")
-	p("## Machine")
-	p("")
-	p("| | |")
-	p("| --- | --- |")
-	p("| `nproc` | %s |", m.NProc)
-	p("| memory | %s |", m.Memory)
-	p("| CPU (`/proc/cpuinfo` model name) | %s |", m.CPU)
-	p("| Go | %s |", m.Go)
-	p("| kernel | %s |", orDash(m.Kernel))
-	p("| S3 | MinIO, single drive on the local disk, from `scripts/services.sh` (pinned version) |")
-	p("| Redis | %s, no persistence, from `scripts/services.sh` |", orDash(m.Redis))
-	p("")
-	p("## Reproduce")
-	p("")
-	p("```sh")
-	p("make bench   # scripts/services.sh up; go run ./cmd/fhir-binary-gateway/bench -out docs; scripts/services.sh down")
-	p("```")
-	p("")
-	p("Or one table at a time against servers you keep running:")
-	p("")
-	p("```sh")
-	p("make services-up && set -a && . .services/env && set +a")
-	p("go run ./cmd/fhir-binary-gateway/bench -out /tmp/bench -sections upload     # table 3 (also seeds the 64 MiB/1 GiB objects)")
-	p("go run ./cmd/fhir-binary-gateway/bench -out /tmp/bench -sections download   # table 1")
-	p("go run ./cmd/fhir-binary-gateway/bench -out /tmp/bench -sections small      # table 2")
-	p("go run ./cmd/fhir-binary-gateway/bench -out /tmp/bench -sections rss        # table 4")
-	p("make services-down")
-	p("```")
-	p("")
-	p("This run: `%s`.", strings.TrimSpace("go run ./cmd/fhir-binary-gateway/bench "+strings.Join(r.Args, " ")))
-	p("")
-	p("The program builds the gateway (`CGO_ENABLED=0 go build -trimpath`) and runs it as two separate")
-	p("processes on `127.0.0.1:0`, one with `GATEWAY_DOWNLOAD_MODE=stream` and one with `redirect`, both")
-	p("on a fresh bucket and Redis key prefix (`GATEWAY_S3_PATH_STYLE=true`, `GATEWAY_AUDIT_LOG=/dev/null`,")
-	p("`GATEWAY_LOG_LEVEL=warn`, `GATEWAY_MAX_UPLOAD_SIZE=2GiB`), so that every cell runs back to back")
-	p("with its direct baseline. Its load generator is Go `net/http` with one kept-alive connection per")
-	p("client (`MaxIdleConnsPerHost` = clients), compression off, bodies read into a 256 KiB buffer and")
-	p("counted. Bucket and keys are removed at the end.")
-
+	p("![Gateway and peers relative to the direct path, redirect rates and memory](benchmarks.png)")
+	targetsTable(p, r)
 	if len(r.Errors) > 0 {
 		p("")
 		p("## Failures")
@@ -89,194 +53,450 @@ func markdown(r *results) string {
 			p("- %s", strings.ReplaceAll(e, "\n", " "))
 		}
 	}
-	if len(r.Downloads) > 0 {
-		downloadTable(p, r)
+	machineTable(p, r)
+	reproduce(p, r)
+	if len(r.GoBench) > 0 {
+		goBenchTable(p, r)
 	}
-	if len(r.Small) > 0 {
-		smallTable(p, r)
-		if len(r.CPUNames) > 0 {
-			smallCPUTable(p, r)
+	for _, be := range r.Backends {
+		p("")
+		p("## On %s", be.Name)
+		if len(be.Uploads) > 0 {
+			uploadTable(p, r, be)
 		}
-	}
-	if len(r.Uploads) > 0 {
-		uploadTable(p, r)
-	}
-	if r.RSS != nil {
-		rssTable(p, r.RSS)
-	}
-	if len(r.Downloads)+len(r.Uploads) > 0 && len(r.CPUNames) > 0 {
-		cpuTable(p, r)
+		if len(be.Downloads) > 0 {
+			downloadTable(p, r, be)
+		}
+		if len(be.Small) > 0 {
+			smallTable(p, r, be)
+		}
+		if len(be.RSS) > 0 || len(be.RunHWM) > 0 {
+			rssTable(p, be)
+		}
+		if len(be.Downloads)+len(be.Uploads) > 0 {
+			cpuTable(p, r, be)
+		}
+		if len(be.Profiles) > 0 {
+			profileSection(p, be)
+		}
 	}
 	return w.String()
 }
 
-func downloadTable(p func(string, ...any), r *results) {
-	p("")
-	p("## 1. Download throughput")
-	p("")
-	p("**Direct** is a presigned S3 GET (SigV4, signed once by the benchmark) fetched with the same")
-	p("`net/http` client, so the only difference between the columns is the gateway. **Stream** is")
-	p("`GET /Binary/{id}/$binary-access-read` on the streaming gateway; **redirect** is the same request")
-	p("on the redirecting gateway with the client following the `307` to S3 (the time includes the")
-	p("gateway round trip). Each path of a cell runs two passes of %s, in the order direct, stream,",
-		r.Plan.CellBudget/2)
-	p("redirect, then redirect, stream, direct (so drifting background load hits all three alike). In a")
-	p("pass every client starts a new download until the time is up and does at least one (so 1 GiB × 8")
-	p("is one download per client per pass); MiB/s = all bytes ÷ the summed wall time of the passes.")
-	p("Ratios are rounded down. Targets: stream ≥ %.0f%% of direct; redirect ≥ %.0f%% of direct for objects of %s and more.",
-		100*targetStream, 100*targetRedirect, SizeName(targetRedirectMin))
-	p("")
-	p("| object | clients | direct MiB/s | stream MiB/s | stream ÷ direct | | redirect MiB/s | redirect ÷ direct | | downloads (d/s/r) |")
-	p("| ---: | ---: | ---: | ---: | ---: | :-: | ---: | ---: | :-: | ---: |")
-	for _, d := range r.Downloads {
-		rs, rr := Ratio(d.Stream.MiBps(), d.Direct.MiBps()), Ratio(d.Redirect.MiBps(), d.Direct.MiBps())
-		redirMark := "–"
-		if d.Size >= targetRedirectMin {
-			redirMark = Mark(rr >= targetRedirect)
+// machineParagraph describes the machine from what the run measured.
+func machineParagraph(p printer, r *results) {
+	m := r.Machine
+	var wall, busy, others, steal time.Duration
+	for _, be := range r.Backends {
+		wall += be.Load.Wall
+		busy += be.Load.Busy
+		others += be.Load.Others()
+		steal += be.Load.Steal
+	}
+	cores := 0
+	fmt.Sscan(m.NProc, &cores)
+	p("**The machine**: %s cores (%s), %s of memory; load average %s when the run started and %s when it ended.",
+		m.NProc, m.CPU, m.Memory, m.LoadStart, orDash(m.LoadEnd))
+	if wall <= 0 || cores == 0 {
+		return
+	}
+	capacity := wall.Seconds() * float64(cores)
+	p("While the measurements ran (%s), the cores were %.0f%% busy; processes outside the benchmark (neither",
+		wall.Round(time.Second), 100*busy.Seconds()/capacity)
+	p("its servers, MinIO, Redis nor its load generator) used %.1f core-seconds, %.1f%% of the cores, and the",
+		others.Seconds(), 100*others.Seconds()/capacity)
+	p("hypervisor took %.1f%% as steal time.", 100*steal.Seconds()/capacity)
+	switch share := others.Seconds() / capacity; {
+	case share < 0.03:
+		p("The machine was otherwise quiet: the figures are this code's, within the run-to-run noise of a")
+		p("few percent.")
+	case share < 0.15:
+		p("Other work took a small share of the cores: single cells may be a few percent low; the ratios, measured")
+		p("back to back, are steadier than the absolute numbers.")
+	default:
+		p("**Other work took a large share of the cores**: absolute figures are low and single cells can be off")
+		p("by 10–20%%; the ratios, measured back to back with rotated orders, are steadier.")
+	}
+	p("Every server and the load generator share those %s cores, so a path's throughput is bounded by the", m.NProc)
+	p("CPU all of its processes spend per byte (table \"Where the CPU went\" under each server).")
+}
+
+// target is one promise of issue 16, judged on this run.
+type target struct {
+	backend, what, measured string
+	met                     bool
+}
+
+func targets(r *results) []target {
+	var ts []target
+	for _, be := range r.Backends {
+		for _, u := range be.Uploads {
+			g := u.Paths[pGateway].MiBps()
+			rt, rd := Ratio(g, u.Paths[pTusd].MiBps()), Ratio(g, u.Paths[pDirect].MiBps())
+			ts = append(ts, target{be.Name, fmt.Sprintf("upload %s ≥ %.2f× tusd and ≥ %.2f× direct multipart", SizeName(u.Size), targetUploadTusd, targetUploadDirect),
+				fmt.Sprintf("%s tusd, %s direct", Times(rt), Times(rd)), rt >= targetUploadTusd && rd >= targetUploadDirect})
 		}
-		p("| %s | %d | %.0f | %.0f | %s | %s | %.0f | %s | %s | %d / %d / %d |",
-			SizeName(d.Size), d.Clients, d.Direct.MiBps(), d.Stream.MiBps(), Percent(rs), Mark(rs >= targetStream),
-			d.Redirect.MiBps(), Percent(rr), redirMark, d.Direct.Count, d.Stream.Count, d.Redirect.Count)
+		for _, d := range be.Downloads {
+			t := downloadTarget(be.Name, d.Size, d.Clients)
+			if t == 0 {
+				continue
+			}
+			rs := Ratio(d.Paths[pStream].MiBps(), d.Paths[pDirect].MiBps())
+			ts = append(ts, target{be.Name, fmt.Sprintf("stream %s × %d ≥ %.2f× direct", SizeName(d.Size), d.Clients, t), Times(rs), rs >= t})
+		}
+		for _, s := range be.Small {
+			if s.Clients != 64 {
+				continue
+			}
+			g, reg := s.Paths[pGateway307], s.Paths[pRegistry307]
+			x := Ratio(g.PerSec(), reg.PerSec())
+			ts = append(ts, target{be.Name, fmt.Sprintf("307s at 64 connections ≥ %.0f× the registry, p99 < %s", targetRedirectsX, targetRedirectP99),
+				fmt.Sprintf("%s (%.0f vs %.0f/s), p99 %s ms", Times(x), g.PerSec(), reg.PerSec(), Millis(g.P99())), x >= targetRedirectsX && g.P99() < targetRedirectP99})
+		}
+		for _, row := range be.RSS {
+			if row.Server != pStream {
+				continue
+			}
+			ts = append(ts, target{be.Name, fmt.Sprintf("gateway peak RSS at %d × %s streamed < %d MiB", row.Clients, SizeName(row.Size), targetRSS/mib),
+				fmt.Sprintf("%.1f MiB", float64(row.PeakKiB)/1024), row.PeakKiB*kib < targetRSS})
+		}
+	}
+	return ts
+}
+
+func targetsTable(p printer, r *results) {
+	ts := targets(r)
+	if len(ts) == 0 {
+		return
+	}
+	p("")
+	p("## Targets (issue 16)")
+	p("")
+	p("| S3 server | target | this run | |")
+	p("| --- | --- | ---: | :-: |")
+	for _, t := range ts {
+		p("| %s | %s | %s | %s |", t.backend, t.what, t.measured, Mark(t.met))
+	}
+	if !r.Quick {
+		return
+	}
+	p("")
+	p("(A `-quick` run uses other sizes and client counts than the targets name; only a full run judges them.)")
+}
+
+func machineTable(p printer, r *results) {
+	m := r.Machine
+	p("")
+	p("## Machine and versions")
+	p("")
+	p("| | |")
+	p("| --- | --- |")
+	p("| `nproc` | %s |", m.NProc)
+	p("| memory | %s |", m.Memory)
+	p("| CPU (`/proc/cpuinfo` model name) | %s |", m.CPU)
+	p("| load average (1, 5, 15 min) at start / end | %s / %s |", m.LoadStart, orDash(m.LoadEnd))
+	p("| Go | %s |", m.Go)
+	p("| kernel | %s |", orDash(m.Kernel))
+	for _, be := range r.Backends {
+		switch be.Name {
+		case "MinIO":
+			p("| S3: MinIO | `%s`, single drive on the local disk, from `scripts/services.sh` |", orDash(be.Version))
+		default:
+			p("| S3: versitygw | `%s`, posix backend on the local disk, from `scripts/bench-peers.sh` |", orDash(be.Version))
+		}
+	}
+	p("| Redis | %s, no persistence, from `scripts/services.sh` |", orDash(m.Redis))
+	p("| distribution registry | `%s` (`go install …/distribution/v3/cmd/registry`), S3 driver, Redis blob-descriptor cache |", orDash(r.Peers.RegistryVersion))
+	p("| tusd | `%s` (`go install …/tusd/v2/cmd/tusd`), S3 store, default part size and 10 parts in flight |", orDash(r.Peers.TusdVersion))
+}
+
+func reproduce(p printer, r *results) {
+	p("")
+	p("## Reproduce")
+	p("")
+	p("```sh")
+	p("make bench   # scripts/bench-peers.sh install; scripts/services.sh up; go run ./cmd/fhir-binary-gateway/bench -out docs; scripts/services.sh down")
+	p("```")
+	p("")
+	p("The peers and versitygw are built once with `go install` at pinned versions into `bin/peers/`")
+	p("(git-ignored); a peer that cannot be built stops the run. To run a part against servers you keep:")
+	p("")
+	p("```sh")
+	p("make services-up && set -a && . .services/env && eval \"$(scripts/bench-peers.sh install)\" && set +a")
+	p("go run ./cmd/fhir-binary-gateway/bench -out /tmp/bench -backends versitygw -sections upload,download")
+	p("go run ./cmd/fhir-binary-gateway/bench -out /tmp/bench -quick     # a smoke test in about two minutes")
+	p("```")
+	p("")
+	p("This run: `%s`.", strings.TrimSpace("go run ./cmd/fhir-binary-gateway/bench "+strings.Join(r.Args, " ")))
+	p("")
+	p("On each S3 server the program starts, on a fresh bucket: two gateways built from this tree")
+	p("(`CGO_ENABLED=0 go build -trimpath`; `GATEWAY_DOWNLOAD_MODE=stream` and `redirect`, Redis catalog,")
+	p("`GATEWAY_AUDIT_LOG=/dev/null`, `GATEWAY_LOG_LEVEL=warn`), two registries (redirect off and on, one")
+	p("Redis database of their own) and tusd. The load generator is Go `net/http`, one kept-alive connection")
+	p("per client, compression off, bodies read into a 256 KiB buffer and counted. Every uploaded body is")
+	p("different (no peer can skip a duplicate). The order of the paths rotates from repetition to")
+	p("repetition and cell to cell, and each download and request cell runs twice, the second pass in the")
+	p("reverse order of the first. Buckets, Redis keys and processes are removed at the end.")
+}
+
+func goBenchTable(p printer, r *results) {
+	p("")
+	p("## Go micro-benchmarks the README cites")
+	p("")
+	p("`go test -run '^$' -bench '^BenchmarkPresign$' -benchmem ./presign/s3presign` and")
+	p("`go test -run '^$' -bench '^BenchmarkCopyBody$' -benchmem ./gateway` (`-benchtime %s`), in the same run.", r.Plan.GoBenchTime)
+	p("`BenchmarkPresign/…/sdk` is the SDK's `PresignGetObject`, `…/direct` what the gateway signs with;")
+	p("`BenchmarkCopyBody` copies 64 MiB between two loopback TCP sockets (S3 → gateway → client) with")
+	p("buffers of 64 KiB, 256 KiB (the former copy), 1 MiB (the gateway's `copyContent`) and 2 MiB.")
+	p("")
+	p("| package | benchmark | ns/op | MB/s | B/op | allocs/op |")
+	p("| --- | --- | ---: | ---: | ---: | ---: |")
+	for _, g := range r.GoBench {
+		mbps := "–"
+		if g.MBps > 0 {
+			mbps = fmt.Sprintf("%.0f", g.MBps)
+		}
+		p("| %s | `%s` | %.0f | %s | %.0f | %.0f |", g.Pkg, g.Name, g.NsPerOp, mbps, g.BytesPerOp, g.AllocsPerOp)
+	}
+	find := func(suffix string) *goBench {
+		for i := range r.GoBench {
+			if strings.HasSuffix(r.GoBench[i].Name, suffix) {
+				return &r.GoBench[i]
+			}
+		}
+		return nil
+	}
+	var claims []string
+	if sdk, direct := find("path-style/sdk"), find("path-style/direct"); sdk != nil && direct != nil {
+		claims = append(claims, fmt.Sprintf("signing a redirect: %.1f µs direct vs %.1f µs through the SDK (%.0f× faster)",
+			direct.NsPerOp/1000, sdk.NsPerOp/1000, Ratio(sdk.NsPerOp, direct.NsPerOp)))
+	}
+	if b64, b256, b1m := find("buffer/64KiB"), find("buffer/256KiB"), find("(copyContent)"); b64 != nil && b256 != nil && b1m != nil {
+		claims = append(claims, fmt.Sprintf("the download copy's 1 MiB buffer moves %s the bytes per second of 256 KiB (the former copy) and %s of 64 KiB",
+			Times(Ratio(b1m.MBps, b256.MBps)), Times(Ratio(b1m.MBps, b64.MBps))))
+	}
+	if len(claims) > 0 {
+		p("")
+		p("So, on this machine: %s.", strings.Join(claims, "; "))
 	}
 }
 
-func smallTable(p func(string, ...any), r *results) {
+func uploadTable(p printer, r *results, be *backendResult) {
 	p("")
-	p("## 2. Small-request rate")
+	p("### Upload throughput (%s)", be.Name)
 	p("")
-	p("Each cell: N clients issue requests back to back for %s after an uncounted warm-up of %s; every",
-		r.Plan.SmallDuration, r.Plan.SmallDuration/5)
-	p("request's duration is recorded and p50/p99 are exact (nearest rank). **Redis GET** is go-redis")
-	p("getting a 400-byte value at the same concurrency (pool = clients): the floor a catalog read")
-	p("cannot beat. **JSON read** is `GET /Binary/{id}?_summary=true` with `Accept: application/fhir+json`")
-	p("(no `data`); **307** is `GET /Binary/{id}/$binary-access-read` on the redirecting gateway, not")
-	p("followed (one catalog read and one SigV4 presign per request). Target: ≥ 10,000 redirects/s with")
-	p("p99 < %s at 64 clients.", targetRedirectP99)
+	p("One body at a time, a non-seekable stream of incompressible bytes. **Direct** is the AWS SDK's")
+	p("multipart uploader (`feature/s3/manager`) as it comes, which over plain HTTP signs the SHA-256 of")
+	p("every part, with the part size and parts in flight the gateway's store picks on this machine")
+	p("(8 MiB, %d in flight); **direct unsigned** is the same with `UNSIGNED-PAYLOAD`, as the gateway's", be.UploadConc)
+	p("store sends to a loopback or TLS endpoint (`s3store.UnsignedUploads`); **gateway** is a raw `POST")
+	p("/Binary` (`Prefer: return=minimal`), which streams the body to S3 in those parts while it computes")
+	p("the content's SHA-256, then writes the Redis record; **tusd** is `POST /files/` + one `PATCH` with")
+	p("the whole body; **registry** is the blob upload `POST` + one monolithic `PUT ?digest=` (digest")
+	p("computed before the clock starts). MiB/s = all bytes ÷ all wall time of the repetitions. Targets:")
+	p("gateway ≥ %.2f× tusd and ≥ %.2f× direct.", targetUploadTusd, targetUploadDirect)
 	p("")
-	p("| clients | Redis GET req/s | p50 / p99 ms | JSON read req/s | p50 / p99 ms | 307 req/s | p50 / p99 ms | 307 ÷ Redis | target |")
-	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
-	for _, s := range r.Small {
-		target := "–"
+	p("| body | reps | direct MiB/s | direct unsigned MiB/s | gateway MiB/s | tusd MiB/s | registry MiB/s | gateway ÷ direct | ÷ direct unsigned | ÷ tusd | ÷ registry | target |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
+	for _, u := range be.Uploads {
+		g := u.Paths[pGateway].MiBps()
+		rd, rt := Ratio(g, u.Paths[pDirect].MiBps()), Ratio(g, u.Paths[pTusd].MiBps())
+		p("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s |", SizeName(u.Size), u.Paths[pGateway].Count,
+			u.Paths[pDirect].MiBps(), u.Paths[pDirectUnsign].MiBps(), g, u.Paths[pTusd].MiBps(), u.Paths[pRegistry].MiBps(),
+			Times(rd), Times(Ratio(g, u.Paths[pDirectUnsign].MiBps())), Times(rt), Times(Ratio(g, u.Paths[pRegistry].MiBps())),
+			Mark(rd >= targetUploadDirect && rt >= targetUploadTusd))
+	}
+}
+
+func downloadTable(p printer, r *results, be *backendResult) {
+	p("")
+	p("### Download throughput (%s)", be.Name)
+	p("")
+	p("**Direct** is a presigned S3 GET of the gateway's object (signed once) with the same client.")
+	p("**Gateway stream** is `GET /Binary/{id}/$binary-access-read` on the streaming gateway, **gateway")
+	p("redirect** the same on the redirecting one with the client following the `307` (the time includes")
+	p("the gateway round trip); **registry** is `GET /v2/…/blobs/{digest}` with redirects off (it streams),")
+	p("**registry redirect** with them on (followed); **tusd** is `GET` of the upload. Each path runs two")
+	p("passes of %s; in a pass every client starts downloads until the time is up and does at least", r.Plan.CellBudget/2)
+	p("one. MiB/s = all bytes ÷ the summed wall time; ratios are to direct, rounded down.")
+	if be.Name == "versitygw" {
+		p("Targets: stream × 1 ≥ %.2f× direct, × 8 ≥ %.2f× direct, for objects of %s and more.", targetDownload1, targetDownload8, SizeName(targetDownloadMin))
+	} else {
+		p("(The stream targets are set on versitygw; here the ratios are shown without a verdict.)")
+	}
+	p("")
+	head := "| object | clients | direct MiB/s |"
+	sep := "| ---: | ---: | ---: |"
+	for _, name := range downloadPaths[1:] {
+		head += " " + name + " |"
+		sep += " ---: |"
+	}
+	p("%s target | downloads per path |", head)
+	p("%s :-: | ---: |", sep)
+	for _, d := range be.Downloads {
+		direct := d.Paths[pDirect].MiBps()
+		line := fmt.Sprintf("| %s | %d | %.0f |", SizeName(d.Size), d.Clients, direct)
+		var counts []string
+		for _, name := range downloadPaths {
+			counts = append(counts, fmt.Sprint(d.Paths[name].Count))
+			if name == pDirect {
+				continue
+			}
+			line += fmt.Sprintf(" %.0f (%s) |", d.Paths[name].MiBps(), Times(Ratio(d.Paths[name].MiBps(), direct)))
+		}
+		mark := "–"
+		if t := downloadTarget(be.Name, d.Size, d.Clients); t > 0 {
+			mark = Mark(Ratio(d.Paths[pStream].MiBps(), direct) >= t)
+		}
+		p("%s %s | %s |", line, mark, strings.Join(counts, " / "))
+	}
+}
+
+func smallTable(p printer, r *results, be *backendResult) {
+	p("")
+	p("### Small-request rate (%s)", be.Name)
+	p("")
+	p("N clients issue requests back to back, two passes of %s each after an uncounted warm-up of a", r.Plan.SmallDuration/2)
+	p("fifth of that; every request's duration is recorded and p50/p99 are exact (nearest rank). **Redis")
+	p("GET** is go-redis reading a 400-byte value (the floor a catalog read cannot beat); **gateway JSON")
+	p("read** is `GET /Binary/{id}?_summary=true` as FHIR JSON; **gateway 307** is `$binary-access-read`")
+	p("on the redirecting gateway and **registry 307** a blob `GET` on the redirecting registry, neither")
+	p("followed. The HTTP cells use a minimal client: each worker writes a prepared `GET` on its own")
+	p("kept-alive connection and reads the answer with `http.ReadResponse` (Go's `http.Transport` costs")
+	p("about three times the CPU per request, taken from the server under test on a small machine).")
+	p("Target at 64 connections: gateway 307s ≥ %.0f× the registry's with p99 < %s.", targetRedirectsX, targetRedirectP99)
+	p("")
+	p("| clients | Redis GET /s | p99 ms | JSON read /s | p50 / p99 ms | gateway 307 /s | p50 / p99 ms | registry 307 /s | p50 / p99 ms | gateway ÷ registry | target |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
+	for _, s := range be.Small {
+		rg, j, g, reg := s.Paths[pRedisGet], s.Paths[pJSON], s.Paths[pGateway307], s.Paths[pRegistry307]
+		mark := "–"
 		if s.Clients == 64 {
-			target = Mark(s.Redirect.PerSec() >= targetRedirects && s.Redirect.P99 < targetRedirectP99)
+			mark = Mark(Ratio(g.PerSec(), reg.PerSec()) >= targetRedirectsX && g.P99() < targetRedirectP99)
 		}
-		p("| %d | %.0f | %s / %s | %.0f | %s / %s | %.0f | %s / %s | %s | %s |", s.Clients,
-			s.Redis.PerSec(), Millis(s.Redis.P50), Millis(s.Redis.P99),
-			s.JSON.PerSec(), Millis(s.JSON.P50), Millis(s.JSON.P99),
-			s.Redirect.PerSec(), Millis(s.Redirect.P50), Millis(s.Redirect.P99),
-			Percent(Ratio(s.Redirect.PerSec(), s.Redis.PerSec())), target)
+		p("| %d | %.0f | %s | %.0f | %s / %s | %.0f | %s / %s | %.0f | %s / %s | %s | %s |", s.Clients,
+			rg.PerSec(), Millis(rg.P99()), j.PerSec(), Millis(j.P50()), Millis(j.P99()),
+			g.PerSec(), Millis(g.P50()), Millis(g.P99()), reg.PerSec(), Millis(reg.P50()), Millis(reg.P99()),
+			Times(Ratio(g.PerSec(), reg.PerSec())), mark)
 	}
-}
-
-// smallCPUTable: CPU per request by process, so a missed rate can be
-// traced to the gateway's own cost or to the cores it shares.
-func smallCPUTable(p func(string, ...any), r *results) {
 	p("")
-	p("CPU microseconds per request, by process (same cells; the load generator's share is CPU the")
-	p("gateway could not use):")
+	p("CPU microseconds per request, by process:")
 	p("")
 	header, sep := "| clients | request |", "| ---: | --- |"
-	for _, n := range r.CPUNames {
+	for _, n := range be.CPUNames {
 		header += " " + n + " |"
 		sep += " ---: |"
 	}
 	p("%s", header)
 	p("%s", sep)
-	row := func(clients int, name string, x rateResult) {
-		if x.Count == 0 {
-			return
+	for _, s := range be.Small {
+		for _, name := range smallPaths {
+			x := s.Paths[name]
+			if x == nil || x.Count == 0 {
+				continue
+			}
+			line := fmt.Sprintf("| %d | %s |", s.Clients, name)
+			for _, n := range be.CPUNames {
+				line += fmt.Sprintf(" %.0f |", float64(x.CPU[n].Microseconds())/float64(x.Count))
+			}
+			p("%s", line)
 		}
-		line := fmt.Sprintf("| %d | %s |", clients, name)
-		for _, n := range r.CPUNames {
-			line += fmt.Sprintf(" %.0f |", float64(x.CPU[n].Microseconds())/float64(x.Count))
+	}
+}
+
+func rssTable(p printer, be *backendResult) {
+	p("")
+	p("### Memory (%s)", be.Name)
+	p("")
+	if len(be.RSS) > 0 {
+		s := be.RSS[0]
+		p("Each server in turn runs alone as a fresh process, then %d clients each download the %s object", s.Clients, SizeName(s.Size))
+		p("through it at once (the registry with redirects off). Peak RSS is `VmHWM` from `/proc/<pid>/status`")
+		p("after the downloads (the kernel's high-water mark: no spike between samples is missed). Target for")
+		p("the gateway at 16 × 1 GiB: < %d MiB.", targetRSS/mib)
+		p("")
+		p("| server | clients × object | idle VmHWM | peak VmHWM | max sampled VmRSS | aggregate MiB/s | target |")
+		p("| --- | --- | ---: | ---: | ---: | ---: | :-: |")
+		for _, row := range be.RSS {
+			mark := "–"
+			if row.Server == pStream {
+				mark = Mark(row.PeakKiB*kib < targetRSS)
+			}
+			p("| %s | %d × %s | %.1f MiB | %.1f MiB | %.1f MiB | %.0f | %s |", row.Server, row.Clients, SizeName(row.Size),
+				float64(row.IdleKiB)/1024, float64(row.PeakKiB)/1024, float64(row.MaxSampledKiB)/1024, row.Transfer.MiBps(), mark)
 		}
-		p("%s", line)
 	}
-	for _, s := range r.Small {
-		row(s.Clients, "Redis GET", s.Redis)
-		row(s.Clients, "JSON read", s.JSON)
-		row(s.Clients, "307", s.Redirect)
-	}
-}
-
-func uploadTable(p func(string, ...any), r *results) {
-	p("")
-	p("## 3. Upload throughput")
-	p("")
-	p("**Direct** is the AWS SDK's multipart uploader (`feature/s3/manager`) with the gateway's own")
-	p("settings, %s parts, %d at a time; **gateway** is a raw `POST /Binary` (`Prefer: return=minimal`),",
-		SizeName(uploadPartSize), uploadConcurrency)
-	p("which streams the body to S3 in the same parts while hashing it, then writes the Redis record.")
-	p("Both read the same non-seekable stream of incompressible bytes; repetitions alternate. Target ≥ %.0f%%.",
-		100*targetUpload)
-	p("")
-	p("| body | reps | direct MiB/s | gateway MiB/s | gateway ÷ direct | target |")
-	p("| ---: | ---: | ---: | ---: | ---: | :-: |")
-	for _, u := range r.Uploads {
-		ratio := Ratio(u.Gateway.MiBps(), u.Direct.MiBps())
-		p("| %s | %d | %.0f | %.0f | %s | %s |", SizeName(u.Size), u.Gateway.Count, u.Direct.MiBps(), u.Gateway.MiBps(), Percent(ratio), Mark(ratio >= targetUpload))
+	if len(be.RunHWM) > 0 {
+		p("")
+		var parts []string
+		for _, name := range []string{pStream, pRedirect, pRegistry, pRegistryRedir, pTusd} {
+			if kb, ok := be.RunHWM[name]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.1f MiB", name, float64(kb)/1024))
+			}
+		}
+		p("VmHWM of the long-running servers over the upload, download and request sections: %s.", strings.Join(parts, ", "))
 	}
 }
 
-func rssTable(p func(string, ...any), s *rssRow) {
-	p("")
-	p("## 4. Peak memory while streaming")
-	p("")
-	p("A fresh streaming gateway (the only one running), then %d clients each download the %s object",
-		s.Clients, SizeName(s.Size))
-	p("through it at once. Peak RSS is `VmHWM` from `/proc/<pid>/status` after the downloads (the kernel's")
-	p("high-water mark, so no spike between samples is missed). Target < %d MiB.", targetRSS/mib)
-	p("")
-	p("| clients × object | idle VmHWM | peak VmHWM | max sampled VmRSS | aggregate MiB/s | target |")
-	p("| --- | ---: | ---: | ---: | ---: | :-: |")
-	p("| %d × %s | %.1f MiB | %.1f MiB | %.1f MiB | %.0f | %s |", s.Clients, SizeName(s.Size),
-		float64(s.IdleKiB)/1024, float64(s.PeakKiB)/1024, float64(s.MaxSampledKiB)/1024, s.Transfer.MiBps(),
-		Mark(s.PeakKiB*kib < targetRSS))
-}
-
-// cpuTable shows where the two cores went: CPU seconds per GiB moved, by
+// cpuTable shows where the cores went: CPU seconds per GiB moved, by
 // process. On a machine this small, throughput is bounded by the sum.
-func cpuTable(p func(string, ...any), r *results) {
+func cpuTable(p printer, r *results, be *backendResult) {
 	p("")
-	p("## Where the CPU went")
+	p("### Where the CPU went (%s)", be.Name)
 	p("")
 	p("CPU seconds (user + system, from `/proc/<pid>/stat`) per GiB moved, by process, in the same cells.")
 	p("With %s cores shared by every process, a path's ceiling is roughly cores ÷ (sum of its row).", r.Machine.NProc)
 	p("")
 	header := "| cell | path |"
 	sep := "| --- | --- |"
-	for _, n := range r.CPUNames {
+	for _, n := range be.CPUNames {
 		header += " " + n + " |"
 		sep += " ---: |"
 	}
 	p("%s total |", header)
 	p("%s ---: |", sep)
-	row := func(cell, path string, t transferResult) {
-		if t.Bytes == 0 {
+	row := func(cell, path string, t *transferResult) {
+		if t == nil || t.Bytes == 0 {
 			return
 		}
 		line := fmt.Sprintf("| %s | %s |", cell, path)
 		var total float64
-		for _, n := range r.CPUNames {
+		for _, n := range be.CPUNames {
 			v := t.CPU[n].Seconds() / (float64(t.Bytes) / gib)
 			total += v
 			line += fmt.Sprintf(" %.2f |", v)
 		}
 		p("%s %.2f |", line, total)
 	}
-	for _, d := range r.Downloads {
-		if d.Size < 64*mib {
+	for _, d := range be.Downloads {
+		if d.Size < 64*mib && len(be.Downloads) > 2 {
 			continue
 		}
 		cell := fmt.Sprintf("GET %s × %d", SizeName(d.Size), d.Clients)
-		row(cell, "direct", d.Direct)
-		row(cell, "stream", d.Stream)
-		row(cell, "redirect", d.Redirect)
+		for _, name := range downloadPaths {
+			row(cell, name, d.Paths[name])
+		}
 	}
-	for _, u := range r.Uploads {
+	for _, u := range be.Uploads {
 		cell := "upload " + SizeName(u.Size)
-		row(cell, "direct", u.Direct)
-		row(cell, "gateway", u.Gateway)
+		for _, name := range uploadPaths {
+			row(cell, name, u.Paths[name])
+		}
+	}
+}
+
+func profileSection(p printer, be *backendResult) {
+	p("")
+	p("### Profiles of missed targets (%s)", be.Name)
+	for _, pr := range be.Profiles {
+		p("")
+		p("**%s** (`%s`), symbols above 1%% of the gateway's samples:", pr.What, pr.Cmd)
+		p("")
+		p("```")
+		for _, l := range pr.Lines {
+			p("%s", l)
+		}
+		p("```")
 	}
 }
 

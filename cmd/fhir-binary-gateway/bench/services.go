@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -21,32 +23,46 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// services are the S3 server and Redis that `scripts/services.sh up` started
-// (named by .services/env), and the bucket and key prefix this run owns.
+// services are Redis and MinIO that `scripts/services.sh up` started (named
+// by .services/env), and the Redis key prefix this run owns.
 type services struct {
-	S3Endpoint string
-	RedisURL   string
-	Region     string
-	AccessKey  string
-	SecretKey  string
+	RedisURL string
+	Region   string
+	MinIO    *backend // from .services/env
+	Prefix   string   // Redis key prefix (GATEWAY_REDIS_PREFIX)
+	Tag      string   // this run's random tag (bucket names, prefixes)
+}
+
+// backend is one S3 server the run measures on, and this run's bucket there.
+type backend struct {
+	Name      string // "MinIO", "versitygw"
+	Version   string
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Region    string
+	Pid       int   // the server process, for the CPU meter
+	Proc      *proc // set when this run started it
+	RedisDB   int   // the registry's blob-descriptor cache database
 
 	S3     *s3.Client
 	Bucket string
-	Prefix string // Redis key prefix (GATEWAY_REDIS_PREFIX)
 }
 
 // servicesFromEnv reads what .services/env exports.
-func servicesFromEnv() (*services, error) {
-	s := &services{
-		S3Endpoint: os.Getenv("TEST_S3_ENDPOINT"),
-		RedisURL:   os.Getenv("TEST_REDIS_URL"),
-		Region:     os.Getenv("AWS_REGION"),
-		AccessKey:  os.Getenv("AWS_ACCESS_KEY_ID"),
-		SecretKey:  os.Getenv("AWS_SECRET_ACCESS_KEY"),
+func servicesFromEnv(root string) (*services, error) {
+	m := &backend{
+		Name:      "MinIO",
+		Endpoint:  os.Getenv("TEST_S3_ENDPOINT"),
+		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
+		Pid:       pidFile(filepath.Join(root, ".services", "minio.pid")),
+		RedisDB:   1,
 	}
+	s := &services{RedisURL: os.Getenv("TEST_REDIS_URL"), Region: os.Getenv("AWS_REGION"), MinIO: m}
 	var missing []string
-	for name, v := range map[string]string{"TEST_S3_ENDPOINT": s.S3Endpoint, "TEST_REDIS_URL": s.RedisURL,
-		"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey} {
+	for name, v := range map[string]string{"TEST_S3_ENDPOINT": m.Endpoint, "TEST_REDIS_URL": s.RedisURL,
+		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -54,7 +70,7 @@ func servicesFromEnv() (*services, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s not set: run `make bench`, or `scripts/services.sh up; set -a; . .services/env; set +a` first", strings.Join(missing, ", "))
 	}
-	for _, u := range []string{s.S3Endpoint, s.RedisURL} {
+	for _, u := range []string{m.Endpoint, s.RedisURL} {
 		if !strings.Contains(u, "127.0.0.1") && !strings.Contains(u, "localhost") {
 			return nil, fmt.Errorf("%s is not on 127.0.0.1: the benchmark only talks to local servers", u)
 		}
@@ -62,17 +78,31 @@ func servicesFromEnv() (*services, error) {
 	if s.Region == "" {
 		s.Region = "us-east-1"
 	}
-	tag := randomHex(4)
-	s.Bucket = "fbg-bench-" + tag
-	s.Prefix = "fbg-bench-" + tag
+	m.Region = s.Region
+	s.Tag = randomHex(4)
+	s.Prefix = "fbg-bench-" + s.Tag
+	m.Bucket = "fbg-bench-" + s.Tag
+	m.Version = minioVersion(root)
 	return s, nil
 }
 
-// newS3 returns a client for the local S3 server on the given HTTP client.
-func (s *services) newS3(hc *http.Client) *s3.Client {
+// minioVersion is the pinned version scripts/services.sh installs.
+func minioVersion(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "scripts", "services.sh"))
+	if err != nil {
+		return ""
+	}
+	if m := regexp.MustCompile(`MINIO_VERSION:-([^}"]+)`).FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// newS3 returns a client for the backend on the given HTTP client.
+func (s *backend) newS3(hc *http.Client) *s3.Client {
 	return s3.New(s3.Options{
 		Region:       s.Region,
-		BaseEndpoint: aws.String(s.S3Endpoint),
+		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		HTTPClient:   hc,
@@ -83,18 +113,18 @@ func (s *services) newS3(hc *http.Client) *s3.Client {
 	})
 }
 
-func (s *services) createBucket(ctx context.Context) error {
+func (s *backend) createBucket(ctx context.Context) error {
 	s.S3 = s.newS3(newHTTPClient(16, false))
 	_, err := s.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
 	if err != nil {
-		return fmt.Errorf("create bucket %s on %s: %w", s.Bucket, s.S3Endpoint, err)
+		return fmt.Errorf("create bucket %s on %s: %w", s.Bucket, s.Endpoint, err)
 	}
 	return nil
 }
 
 // removeBucket deletes every object, every unfinished multipart upload and
 // the bucket itself.
-func (s *services) removeBucket(ctx context.Context) error {
+func (s *backend) removeBucket(ctx context.Context) error {
 	if s.S3 == nil {
 		return nil
 	}
@@ -133,8 +163,8 @@ func (s *services) removeBucket(ctx context.Context) error {
 
 // objectKeyOf finds the S3 key the gateway wrote a Binary's bytes under
 // (binaries/{tenant}/{id}/v{n}-{random}).
-func (s *services) objectKeyOf(ctx context.Context, id string) (string, error) {
-	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket)})
+func (s *backend) objectKeyOf(ctx context.Context, id string) (string, error) {
+	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String("binaries/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -150,7 +180,7 @@ func (s *services) objectKeyOf(ctx context.Context, id string) (string, error) {
 }
 
 // presignGet signs a GET of key for the direct path.
-func (s *services) presignGet(ctx context.Context, key string) (string, error) {
+func (s *backend) presignGet(ctx context.Context, key string) (string, error) {
 	r, err := s3.NewPresignClient(s.S3).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)},
 		s3.WithPresignExpires(time.Hour))
 	if err != nil {
@@ -160,9 +190,17 @@ func (s *services) presignGet(ctx context.Context, key string) (string, error) {
 }
 
 func (s *services) redisClient(pool int) (*redis.Client, error) {
+	return s.redisClientDB(pool, -1)
+}
+
+// redisClientDB is a client of database db (-1: the URL's).
+func (s *services) redisClientDB(pool, db int) (*redis.Client, error) {
 	opt, err := redis.ParseURL(s.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("TEST_REDIS_URL: %w", err)
+	}
+	if db >= 0 {
+		opt.DB = db
 	}
 	opt.PoolSize = pool
 	opt.MinIdleConns = pool
@@ -171,13 +209,18 @@ func (s *services) redisClient(pool int) (*redis.Client, error) {
 
 // removeRedisKeys deletes every key under this run's prefix.
 func (s *services) removeRedisKeys(ctx context.Context) (int, error) {
-	rc, err := s.redisClient(2)
+	return s.removeRedisKeysIn(ctx, -1, s.Prefix+":*")
+}
+
+// removeRedisKeysIn deletes the keys matching pattern in database db.
+func (s *services) removeRedisKeysIn(ctx context.Context, db int, pattern string) (int, error) {
+	rc, err := s.redisClientDB(2, db)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
 	n := 0
-	iter := rc.Scan(ctx, 0, s.Prefix+":*", 500).Iterator()
+	iter := rc.Scan(ctx, 0, pattern, 500).Iterator()
 	var batch []string
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
@@ -204,19 +247,21 @@ func (s *services) removeRedisKeys(ctx context.Context) (int, error) {
 // gatewayEnv is the environment a gateway process runs with: the caller's,
 // minus any GATEWAY_* it had, plus the settings that wire it to this run's
 // bucket and Redis prefix.
-func (s *services) gatewayEnv(auditLog string) []string {
+func (s *services) gatewayEnv(b *backend, auditLog string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEWAY_") && !strings.HasPrefix(kv, "AWS_ENDPOINT_URL") {
+		if !strings.HasPrefix(kv, "GATEWAY_") && !strings.HasPrefix(kv, "AWS_") {
 			env = append(env, kv)
 		}
 	}
 	return append(env,
-		"AWS_ENDPOINT_URL_S3="+s.S3Endpoint,
+		"AWS_ENDPOINT_URL_S3="+b.Endpoint,
+		"AWS_ACCESS_KEY_ID="+b.AccessKey,
+		"AWS_SECRET_ACCESS_KEY="+b.SecretKey,
 		"AWS_REGION="+s.Region,
 		"AWS_EC2_METADATA_DISABLED=true",
 		"GATEWAY_LISTEN=127.0.0.1:0",
-		"GATEWAY_S3_BUCKET="+s.Bucket,
+		"GATEWAY_S3_BUCKET="+b.Bucket,
 		"GATEWAY_S3_PATH_STYLE=true",
 		"GATEWAY_REDIS_URL="+s.RedisURL,
 		"GATEWAY_REDIS_PREFIX="+s.Prefix,
@@ -228,18 +273,21 @@ func (s *services) gatewayEnv(auditLog string) []string {
 
 // machine describes where the figures come from.
 type machine struct {
-	NProc   string
-	Memory  string
-	CPU     string
-	Go      string
-	Kernel  string
-	Redis   string
-	Commit  string
-	Started time.Time
+	NProc     string
+	Memory    string
+	CPU       string
+	Go        string
+	Kernel    string
+	Redis     string
+	Commit    string
+	Started   time.Time
+	LoadStart string // /proc/loadavg when the run started …
+	LoadEnd   string // … and when it ended
+	Steal     bool   // /proc/stat counts steal time (a virtual machine)
 }
 
 func describeMachine(ctx context.Context, root string, rc *redis.Client) machine {
-	m := machine{Started: time.Now(), NProc: strconv.Itoa(runtime.NumCPU()), CPU: "unknown", Memory: "unknown"}
+	m := machine{Started: time.Now(), NProc: strconv.Itoa(runtime.NumCPU()), CPU: "unknown", Memory: "unknown", LoadStart: loadAverage()}
 	if out, err := exec.CommandContext(ctx, "nproc").Output(); err == nil {
 		m.NProc = strings.TrimSpace(string(out))
 	}

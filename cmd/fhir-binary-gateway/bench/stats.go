@@ -95,3 +95,9 @@ func Mark(met bool) string {
 	}
 	return "✗"
 }
+
+// Times prints a ratio as "0.87×", rounded down to the hundredth, so a
+// figure just under a target never prints as the target.
+func Times(r float64) string {
+	return fmt.Sprintf("%.2f×", math.Floor(100*r+1e-9)/100)
+}

@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{'c', 'o', 'p', 'y'})
+	_, _ = r.Read(b)
+	return b
+}
+
+// oneByteReader returns at most one byte per Read, as a slow socket may.
+type oneByteReader struct{ r io.Reader }
+
+func (o oneByteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.r.Read(p)
+}
+
+func TestCopyContentCopiesExactlyN(t *testing.T) {
+	src := randomBytes(3*copyBufferSize + 10)
+	{
+		for _, n := range []int64{0, 1, 7, 1000, copyBufferSize - 1, copyBufferSize, copyBufferSize + 1, 3*copyBufferSize + 9} {
+			for _, slow := range []bool{false, true} {
+				var body io.Reader = bytes.NewReader(src) // longer than n: the copy must stop at n
+				if slow {
+					body = oneByteReader{body}
+				}
+				var dst bytes.Buffer
+				written, err := copyContent(&dst, body, n)
+				if err != nil || written != n || !bytes.Equal(dst.Bytes(), src[:n]) {
+					t.Fatalf("n %d, slow %v: wrote %d (%v), bytes equal %v", n, slow, written, err, bytes.Equal(dst.Bytes(), src[:n]))
+				}
+			}
+		}
+	}
+}
+
+func TestCopyContentShortBodyEndsWithoutError(t *testing.T) {
+	for _, have := range []int{100, copyBufferSize + 100} {
+		src := randomBytes(have)
+		var dst bytes.Buffer
+		written, err := copyContent(&dst, bytes.NewReader(src), int64(have)+250)
+		if err != nil || written != int64(have) || !bytes.Equal(dst.Bytes(), src) {
+			t.Fatalf("body of %d: wrote %d (%v); want the bytes the body had and no error (copyBody reports the short count)", have, written, err)
+		}
+	}
+}
+
+func TestCopyContentReturnsTheReadError(t *testing.T) {
+	broken := errors.New("connection reset by S3")
+	for _, good := range []int{50, 2*copyBufferSize + 50} {
+		var dst bytes.Buffer
+		body := io.MultiReader(bytes.NewReader(randomBytes(good)), errReaderOf{broken})
+		written, err := copyContent(&dst, body, int64(good)+300)
+		if !errors.Is(err, broken) {
+			t.Fatalf("%d good bytes: err %v, want the read error", good, err)
+		}
+		if written != int64(good) || int64(dst.Len()) != written {
+			t.Fatalf("%d good bytes: wrote %d (buffer holds %d), want the good bytes", good, written, dst.Len())
+		}
+	}
+}
+
+type errReaderOf struct{ err error }
+
+func (e errReaderOf) Read([]byte) (int, error) { return 0, e.err }
+
+// failingWriter accepts `ok` bytes, then fails every write.
+type failingWriter struct {
+	ok     int
+	writes int
+}
+
+var errClientGone = errors.New("client went away")
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.writes++
+	if len(p) <= f.ok {
+		f.ok -= len(p)
+		return len(p), nil
+	}
+	n := f.ok
+	f.ok = 0
+	return n, errClientGone
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func TestCopyContentReturnsTheWriteError(t *testing.T) {
+	body := &countingReader{r: bytes.NewReader(randomBytes(4 * copyBufferSize))}
+	w := &failingWriter{ok: 100}
+	written, err := copyContent(w, body, 4*copyBufferSize)
+	if !errors.Is(err, errClientGone) || written != 100 {
+		t.Fatalf("wrote %d, err %v; want 100 and the write error", written, err)
+	}
+	if got := body.n.Load(); got > copyBufferSize {
+		t.Fatalf("read %d bytes of the body after the client failed: more than one buffer", got)
+	}
+}
+
+// TestCopyContentHidesReaderFrom: the copy uses its bounded buffer even when
+// the writer could pull from the body itself (as net/http's would, with an
+// unbounded io.Copy inside).
+func TestCopyContentHidesReaderFrom(t *testing.T) {
+	w := &pullingWriter{}
+	if _, err := copyContent(w, bytes.NewReader(randomBytes(1000)), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if w.pulled || w.written != 1000 {
+		t.Fatalf("pulled %v, written %d: want plain writes of the 1000 bytes", w.pulled, w.written)
+	}
+}
+
+type pullingWriter struct {
+	pulled  bool
+	written int
+}
+
+func (p *pullingWriter) Write(b []byte) (int, error) { p.written += len(b); return len(b), nil }
+func (p *pullingWriter) ReadFrom(r io.Reader) (int64, error) {
+	p.pulled = true
+	return io.Copy(io.Discard, r)
+}
+
+// TestCopyBuffersKeepFewIdle: after a burst of streams at once, at most
+// keptCopyBuffers buffers stay behind for the next downloads.
+func TestCopyBuffersKeepFewIdle(t *testing.T) {
+	var held [][]byte
+	for range 3 * keptCopyBuffers {
+		held = append(held, getCopyBuffer())
+	}
+	for _, b := range held {
+		if len(b) != copyBufferSize {
+			t.Fatalf("buffer of %d bytes, want %d", len(b), copyBufferSize)
+		}
+		putCopyBuffer(b)
+	}
+	if n := len(copyBuffers); n != keptCopyBuffers {
+		t.Fatalf("%d idle buffers kept, want %d", n, keptCopyBuffers)
+	}
+}
+
+// BenchmarkCopyBody is the README's buffer claim: a download copied
+// between two loopback TCP sockets (S3 → gateway → client) with buffers of
+// 64 KiB, 256 KiB (the former copy), 1 MiB (copyContent) and 2 MiB.
+//
+//	go test -run '^$' -bench CopyBody ./gateway
+func BenchmarkCopyBody(b *testing.B) {
+	const size = 64 << 20
+	block := randomBytes(1 << 20)
+	for _, kib := range []int{64, 256, copyBufferSize >> 10, 2048} {
+		name := "buffer/" + strconv.Itoa(kib) + "KiB"
+		if kib<<10 == copyBufferSize {
+			name += "(copyContent)"
+		}
+		b.Run(name, func(b *testing.B) {
+			src, dst := loopbackStreams(b, block)
+			buf := make([]byte, kib<<10)
+			cp := func() (int64, error) {
+				return io.CopyBuffer(writerOnly{dst}, io.LimitReader(src, size), buf)
+			}
+			if kib<<10 == copyBufferSize {
+				cp = func() (int64, error) { return copyContent(dst, src, size) }
+			}
+			b.SetBytes(size)
+			b.ResetTimer()
+			for b.Loop() {
+				if n, err := cp(); err != nil || n != size {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+}
+
+// loopbackStreams returns a TCP connection that endlessly delivers block
+// (the S3 side) and one whose bytes are read and dropped (the client side).
+func loopbackStreams(b *testing.B, block []byte) (io.Reader, io.Writer) {
+	b.Helper()
+	serve := func(handle func(net.Conn)) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { defer c.Close(); handle(c) }()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	source := serve(func(c net.Conn) {
+		for {
+			if _, err := c.Write(block); err != nil {
+				return
+			}
+		}
+	})
+	sink := serve(func(c net.Conn) {
+		buf := make([]byte, 256<<10)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	dial := func(addr string) net.Conn {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	return dial(source), dial(sink)
+}
