@@ -73,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = reindexCmd(args, stdout, stderr)
 	case "gc":
 		err = gcCmd(args, stdout, stderr)
+	case "expunge":
+		err = expungeCmd(args, stdout, stderr)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, "fhir-binary-gateway", version)
 	case "help", "-h", "--help":
@@ -112,7 +114,8 @@ commands:
   serve     run the HTTP service (default)
   import    register objects already in the store as Binaries
   reindex   rebuild the metadata catalog from the objects
-  gc        remove expired, deleted and orphan objects (--dry-run lists them)
+  gc        remove expired, expunged and orphan objects (--dry-run lists them)
+  expunge   erase Binaries by id: every version, a tombstone answers 410
   version   print the version (also --version, -v)
 
 Each command takes --help.
