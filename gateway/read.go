@@ -205,13 +205,13 @@ func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, mode summaryM
 // signedDownload serves a URL the gateway's own signer issued (filesystem
 // store): the signature and expiry stand in for the bearer token.
 func (s *Server) signedDownload(c echo.Context) error {
-	if s.verifySigned == nil {
+	if s.signed == nil {
 		return problem(http.StatusNotFound, "not-found", "no such route")
 	}
 	// Echo has already unescaped the wildcard; unescaping again would
 	// turn a key's literal %xx into another key.
 	key := strings.TrimPrefix(c.Param("*"), "/")
-	g, err := s.verifySigned(key, c.QueryParams(), s.now())
+	g, err := s.signed.Verify(key, c.QueryParams(), s.now())
 	if err != nil {
 		return problem(http.StatusForbidden, "forbidden", "the signed URL is invalid or has expired")
 	}

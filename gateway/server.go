@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -30,10 +29,10 @@ type Deps struct {
 	Catalog storage.Catalog
 	// Presigner issues redirect URLs; nil means every download is streamed.
 	Presigner presign.Presigner
-	// VerifySigned, when the Presigner is the gateway's own HMAC signer,
+	// SignedURLs, when the Presigner is the gateway's own HMAC signer,
 	// checks a URL it signed so the gateway can serve it.
-	VerifySigned func(key string, q url.Values, now time.Time) (SignedGrant, error)
-	Logger       *slog.Logger
+	SignedURLs presign.Verifier
+	Logger     *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
 	// Version is the build's version string.
@@ -47,45 +46,39 @@ type Deps struct {
 	Audit audit.Sink
 }
 
-// SignedGrant is what a verified self-signed URL allows: one object, served
-// with this type and disposition.
-type SignedGrant struct {
-	Key, ContentType, ContentDisposition string
-}
-
 // Server is the gateway's HTTP handler.
 type Server struct {
-	cfg          config.Config
-	objects      storage.ObjectStore
-	catalog      storage.Catalog
-	binaries     *lifecycle.Binaries
-	signer       presign.Presigner
-	verifySigned func(key string, q url.Values, now time.Time) (SignedGrant, error)
-	log          *slog.Logger
-	now          func() time.Time
-	version      string
-	echo         *echo.Echo
-	bufs         sync.Pool
-	metrics      *httpMetrics
-	verifier     auth.Verifier
-	audit        audit.Sink
-	trusted      map[string]bool
+	cfg      config.Config
+	objects  storage.ObjectStore
+	catalog  storage.Catalog
+	binaries *lifecycle.Binaries
+	signer   presign.Presigner
+	signed   presign.Verifier
+	log      *slog.Logger
+	now      func() time.Time
+	version  string
+	echo     *echo.Echo
+	bufs     sync.Pool
+	metrics  *httpMetrics
+	verifier auth.Verifier
+	audit    audit.Sink
+	trusted  map[string]bool
 }
 
 // New builds the Server and its routes.
 func New(d Deps) *Server {
 	s := &Server{
-		cfg:          d.Config,
-		objects:      d.Objects,
-		catalog:      d.Catalog,
-		signer:       d.Presigner,
-		verifySigned: d.VerifySigned,
-		log:          d.Logger,
-		now:          d.Now,
-		version:      d.Version,
-		verifier:     d.Verifier,
-		audit:        d.Audit,
-		trusted:      map[string]bool{},
+		cfg:      d.Config,
+		objects:  d.Objects,
+		catalog:  d.Catalog,
+		signer:   d.Presigner,
+		signed:   d.SignedURLs,
+		log:      d.Logger,
+		now:      d.Now,
+		version:  d.Version,
+		verifier: d.Verifier,
+		audit:    d.Audit,
+		trusted:  map[string]bool{},
 	}
 	if s.audit == nil {
 		s.audit = audit.Discard{}

@@ -5,6 +5,7 @@ package presign
 
 import (
 	"context"
+	"net/url"
 	"time"
 )
 
@@ -58,4 +59,19 @@ func Lifetime(now time.Time, maxTTL time.Duration, notAfter, credsExpire time.Ti
 		}
 	}
 	return ttl
+}
+
+// Grant is what a signed URL allows: one object, served with this type and
+// disposition, until Expires. A Verifier returns it for a URL it issued.
+type Grant struct {
+	Key                string
+	ContentType        string
+	ContentDisposition string
+	Expires            time.Time
+}
+
+// Verifier checks a URL that a Presigner pointing back at the gateway
+// issued (the embedded store's): the key it names and its query.
+type Verifier interface {
+	Verify(key string, q url.Values, now time.Time) (Grant, error)
 }

@@ -42,14 +42,10 @@ type Signer struct {
 
 var _ presign.Presigner = (*Signer)(nil)
 
-// Grant is what a verified URL allows: one object, served with this type
-// and disposition, until Expires.
-type Grant struct {
-	Key                string
-	ContentType        string
-	ContentDisposition string
-	Expires            time.Time
-}
+// Grant is what a verified URL allows (the one type every signer shares).
+type Grant = presign.Grant
+
+var _ presign.Verifier = (*Signer)(nil)
 
 // New returns a Signer keyed by secret (at least 32 bytes is wise; see
 // LoadOrCreateSecret).

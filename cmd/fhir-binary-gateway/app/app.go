@@ -35,10 +35,10 @@ import (
 
 // Backends are the stores a gateway runs on.
 type Backends struct {
-	Objects      storage.ObjectStore
-	Catalog      storage.Catalog
-	Presigner    presign.Presigner
-	VerifySigned func(key string, q url.Values, now time.Time) (gateway.SignedGrant, error)
+	Objects    storage.ObjectStore
+	Catalog    storage.Catalog
+	Presigner  presign.Presigner
+	SignedURLs presign.Verifier // the embedded store's signed URLs; nil with S3
 	// Describe says in a few words where objects and records live.
 	Describe string
 	// Verifier checks bearer tokens (nil: GATEWAY_AUTH=none) and Audit
@@ -123,13 +123,7 @@ func OpenBackends(ctx context.Context, cfg config.Config) (*Backends, error) {
 		}
 		signer := localsign.New(secret)
 		b.Presigner = signer
-		b.VerifySigned = func(key string, q url.Values, now time.Time) (gateway.SignedGrant, error) {
-			g, err := signer.Verify(key, q, now)
-			if err != nil {
-				return gateway.SignedGrant{}, err
-			}
-			return gateway.SignedGrant{Key: g.Key, ContentType: g.ContentType, ContentDisposition: g.ContentDisposition}, nil
-		}
+		b.SignedURLs = signer
 		objDesc = dir
 	}
 	if cfg.UsesRedis() {
@@ -206,16 +200,16 @@ func NewServer(cfg config.Config, b *Backends, log *slog.Logger, version string)
 		catalogName = "redis"
 	}
 	return gateway.New(gateway.Deps{
-		Config:       cfg,
-		Objects:      m.Objects(b.Objects, objectsName),
-		Catalog:      m.Catalog(b.Catalog, catalogName),
-		Metrics:      reg,
-		Presigner:    b.Presigner,
-		VerifySigned: b.VerifySigned,
-		Verifier:     b.Verifier,
-		Audit:        b.Audit,
-		Logger:       log,
-		Version:      version,
+		Config:     cfg,
+		Objects:    m.Objects(b.Objects, objectsName),
+		Catalog:    m.Catalog(b.Catalog, catalogName),
+		Metrics:    reg,
+		Presigner:  b.Presigner,
+		SignedURLs: b.SignedURLs,
+		Verifier:   b.Verifier,
+		Audit:      b.Audit,
+		Logger:     log,
+		Version:    version,
 	})
 }
 
