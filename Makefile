@@ -70,7 +70,7 @@ fuzz: ## Run every Fuzz* target for FUZZTIME each (default 30s)
 
 .PHONY: image
 image: ## Build the container image fhir-binary-gateway:VERSION (needs a Docker engine)
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	docker build --platform linux/amd64 --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: localstack-up
 localstack-up: ## Start LocalStack (S3) + Redis + the gateway on :8080 (needs a Docker engine)

@@ -23,7 +23,13 @@ func (l *Binaries) Import(ctx context.Context, r operator.ImportRequest) (storag
 	if r.ExpiresAt.IsZero() {
 		requested = nil
 	}
-	exp, err := l.expiry(requested, r.ExpiresAt, true)
+	// The bucket's lifecycle rule counts from when the exporter wrote the
+	// file, so the cap does too.
+	written := l.now()
+	if info, err := l.objects.Stat(ctx, r.Key); err == nil && !info.ModTime.IsZero() && info.ModTime.Before(written) {
+		written = info.ModTime
+	}
+	exp, err := l.expiry(requested, r.ExpiresAt, true, written)
 	if err != nil {
 		return storage.Binary{}, err
 	}

@@ -246,7 +246,7 @@ func (l *Binaries) Plan(cur *storage.Binary, w Write) (storage.Binary, error) {
 	if w.Filename != nil {
 		b.Filename = *w.Filename
 	}
-	exp, err := l.expiry(w.ExpiresAt, b.ExpiresAt, cur == nil)
+	exp, err := l.expiry(w.ExpiresAt, b.ExpiresAt, cur == nil, now)
 	if err != nil {
 		return b, err
 	}
@@ -257,11 +257,13 @@ func (l *Binaries) Plan(cur *storage.Binary, w Write) (storage.Binary, error) {
 
 // expiry applies the retention rules to a requested expiry (nil: none
 // named), given the Binary's present one.
-func (l *Binaries) expiry(requested *time.Time, present time.Time, isNew bool) (time.Time, error) {
+// written is when the bytes were written: the bucket's lifecycle rule
+// counts the retention from then (an imported file may be older).
+func (l *Binaries) expiry(requested *time.Time, present time.Time, isNew bool, written time.Time) (time.Time, error) {
 	now := l.now()
 	var limit time.Time
 	if l.o.MaxRetention > 0 {
-		limit = now.Add(l.o.MaxRetention)
+		limit = written.Add(l.o.MaxRetention)
 	}
 	if requested != nil {
 		t := requested.UTC()
