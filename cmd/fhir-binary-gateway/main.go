@@ -72,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = reindexCmd(args, stdout, stderr)
 	case "gc":
 		err = gcCmd(args, stdout, stderr)
+	case "upload":
+		err = uploadCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "fhir-binary-gateway", version)
 	case "help", "-h", "--help":
