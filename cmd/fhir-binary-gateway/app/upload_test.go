@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,10 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"fhir-binary-gateway/cmd/fhir-binary-gateway/uploadclient"
 	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/gateway/auth/authtest"
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/instrument"
 	"fhir-binary-gateway/storage/operator"
 )
 
@@ -462,6 +466,52 @@ func TestUploadCLI(t *testing.T) {
 			}
 			if _, err := os.Stat(file + ".upload"); err == nil {
 				t.Errorf("state file left after success")
+			}
+		})
+	}
+}
+
+// Parts of at least S3's minimum are joined inside S3 (UploadPartCopy);
+// the result must be the same as the streamed join.
+func TestUploadComposedInTheStore(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			if be == real {
+				metered := instrument.NewMetrics(prometheus.NewRegistry()).Objects(g.be.Objects, "s3")
+				if _, ok := metered.(storage.Composer); !ok {
+					t.Fatal("the metered S3 store hides its Composer ability")
+				}
+				if _, ok := metered.(storage.UploadAborter); !ok {
+					t.Fatal("the metered S3 store hides its UploadAborter ability")
+				}
+			}
+			data := payload(2*storage.MinComposePart + 1000)
+			s := g.startUpload(data, "X-Upload-Part-Size", strconv.Itoa(storage.MinComposePart))
+			if len(s.Parts) != 3 {
+				t.Fatalf("%d parts", len(s.Parts))
+			}
+			for n := 1; n <= 3; n++ {
+				g.putPart(s, data, n)
+			}
+			res, body := g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusCreated)
+			b, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID})
+			if err != nil || b.SHA256 != sha(data) || b.Size != int64(len(data)) {
+				t.Fatalf("record %+v (%v)", b, err)
+			}
+			rc, err := g.be.Objects.Open(context.Background(), b.ObjectKey, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, data) {
+				t.Errorf("stored object differs (%d bytes)", len(got))
+			}
+			info, err := g.be.Objects.Stat(context.Background(), b.ObjectKey)
+			if err != nil || info.Metadata["binary-id"] == "" && len(info.Metadata) == 0 {
+				t.Errorf("object metadata %+v (%v)", info.Metadata, err)
 			}
 		})
 	}
