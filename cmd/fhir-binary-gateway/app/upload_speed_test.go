@@ -69,7 +69,7 @@ func BenchmarkUploadSession1GiB(b *testing.B) {
 	if err := be.OpenAccess(cfg, io.Discard); err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(NewServer(cfg, be, slog.New(slog.DiscardHandler), "bench"))
+	srv := httptest.NewServer(NewServer(cfg, be, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), "bench"))
 	defer srv.Close()
 	st := be.Objects.(*s3store.Store)
 	for i := 0; i < b.N; i++ {
