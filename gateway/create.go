@@ -51,7 +51,10 @@ func (s *Server) create(c echo.Context) error {
 // Binary): decoded from a FHIR JSON Binary when the body is one, else
 // as-is. urlID, on an update, is the id the body's own id must agree with.
 func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Write, urlID string) (storage.Binary, error) {
-	var body io.Reader = clientBody{c.Request().Body}
+	body, err := verifiedBody(c.Request(), clientBody{c.Request().Body})
+	if err != nil {
+		return storage.Binary{}, err
+	}
 	if !fhirJSONTypes[baseType(w.ContentType)] {
 		return s.store(c, cur, w, body, nil)
 	}

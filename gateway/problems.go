@@ -16,6 +16,12 @@ import (
 // did without the stores' wrapping (that names internal object keys).
 func lifecycleProblem(err error) *Problem {
 	switch {
+	case errors.Is(err, errDigestMismatch):
+		return badRequest("%s", fromSentinel(err, errDigestMismatch))
+	case errors.Is(err, lifecycle.ErrUploadMismatch):
+		return problem(http.StatusConflict, "conflict", "%s", fromSentinel(err, lifecycle.ErrUploadMismatch))
+	case errors.Is(err, lifecycle.ErrUploadIncomplete):
+		return problem(http.StatusConflict, "incomplete", "%s", fromSentinel(err, lifecycle.ErrUploadIncomplete))
 	case errors.Is(err, lifecycle.ErrGone):
 		return problem(http.StatusGone, "deleted", "%s", after(err, lifecycle.ErrGone))
 	case errors.Is(err, lifecycle.ErrRetention):

@@ -129,6 +129,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 	base := e.Group(s.cfg.BasePath)
 	base.Match([]string{http.MethodGet, http.MethodHead}, "/_signed/*", s.signedDownload, s.audited)
+	base.PUT("/_upload/*", s.uploadPart, s.audited)
 	if s.cfg.BasePath != "" {
 		// Health also answers under the base path, where an API gateway may
 		// route only that prefix to the service.
@@ -152,6 +153,10 @@ func (s *Server) routes(e *echo.Echo) {
 	fhir.POST("/Binary", s.create, s.guard)
 	fhir.GET("/Binary", s.search, s.guard)
 	fhir.POST("/Binary/_search", s.searchForm, s.guard)
+	fhir.POST("/Binary/"+opUpload, s.uploadStart, s.guard)
+	fhir.GET("/Binary/"+opUpload+"/:id", s.uploadStatus, s.guard)
+	fhir.POST("/Binary/"+opUpload+"/:id", s.uploadComplete, s.guard)
+	fhir.DELETE("/Binary/"+opUpload+"/:id", s.uploadAbort, s.guard)
 	fhir.POST("/Binary/:op", s.importOp, s.guard)
 	fhir.Match(get, "/Binary/:id", s.read, s.guard)
 	fhir.PUT("/Binary/:id", s.update, s.guard)

@@ -25,7 +25,45 @@ const (
 	// ImportAreaPrefix is where, by default, an export pipeline writes the
 	// files it registers with $import (GATEWAY_IMPORT_PREFIXES widens it).
 	ImportAreaPrefix = "exports/"
+	// UploadsPrefix holds the upload sessions ($upload): one JSON record
+	// and the parts sent so far per session, until it completes, is
+	// aborted or expires (gc). Nothing here is ever a Binary: reindex does
+	// not look under it.
+	UploadsPrefix = "uploads/"
 )
+
+// UploadOf is the prefix of everything an upload session keeps.
+func UploadOf(ref Ref) string {
+	return UploadsPrefix + tenantSegment(ref.Tenant) + "/" + ref.ID + "/"
+}
+
+// UploadSessionKey is where the record of the upload session of ref lives.
+func UploadSessionKey(ref Ref) string { return UploadOf(ref) + "session.json" }
+
+// UploadPartKey is where part n (from 1) of the upload session of ref lives.
+func UploadPartKey(ref Ref, n int) string { return fmt.Sprintf("%spart-%05d", UploadOf(ref), n) }
+
+// UploadPartOf names the session and part number of a part key; ok is
+// false for any other key.
+func UploadPartOf(key string) (ref Ref, n int, ok bool) {
+	rest, found := strings.CutPrefix(key, UploadsPrefix)
+	if !found {
+		return Ref{}, 0, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || !strings.HasPrefix(parts[2], "part-") {
+		return Ref{}, 0, false
+	}
+	n, err := strconv.Atoi(parts[2][len("part-"):])
+	if err != nil || n < 1 || parts[1] == "" {
+		return Ref{}, 0, false
+	}
+	if parts[0] != "_" {
+		ref.Tenant = parts[0]
+	}
+	ref.ID = parts[1]
+	return ref, n, true
+}
 
 // tenantSegment names a tenant in a key ("_" for the single tenant, which
 // no tenant id can be: ids are [A-Za-z0-9-.]).

@@ -75,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = gcCmd(args, stdout, stderr)
 	case "expunge":
 		err = expungeCmd(args, stdout, stderr)
+	case "upload":
+		err = uploadCmd(args, stdout, stderr)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, "fhir-binary-gateway", version)
 	case "help", "-h", "--help":
@@ -116,6 +118,7 @@ commands:
   reindex   rebuild the metadata catalog from the objects
   gc        remove expired, expunged and orphan objects (--dry-run lists them)
   expunge   erase Binaries by id: every version, a tombstone answers 410
+  upload    upload a file through an upload session (parallel, resumable)
   version   print the version (also --version, -v)
 
 Each command takes --help.

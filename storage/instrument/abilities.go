@@ -13,9 +13,9 @@ import (
 func (m *Metrics) wrapObjects(s storage.ObjectStore, name string) storage.ObjectStore {
 	o := &objects{ObjectStore: s, m: m, name: name}
 	if a, ok := s.(storage.UploadAborter); ok {
-		return &abortingObjects{objects: o, aborter: a}
+		return m.wrapComposer(s, &abortingObjects{objects: o, aborter: a}, name)
 	}
-	return o
+	return m.wrapComposer(s, o, name)
 }
 
 type abortingObjects struct {
@@ -28,4 +28,44 @@ func (o *abortingObjects) AbortStaleUploads(ctx context.Context, prefix string, 
 	keys, err := o.aborter.AbortStaleUploads(ctx, prefix, startedBefore, dryRun)
 	o.m.observe(ctx, o.name, "abort_stale_uploads", start, err)
 	return keys, err
+}
+
+// wrapComposer keeps a store's Composer ability through the wrapper.
+func (m *Metrics) wrapComposer(s storage.ObjectStore, w storage.ObjectStore, name string) storage.ObjectStore {
+	c, ok := s.(storage.Composer)
+	if !ok {
+		return w
+	}
+	if a, ok := w.(*abortingObjects); ok {
+		return &composingAbortingObjects{abortingObjects: a, composer: c, m: m, name: name}
+	}
+	return &composingObjects{ObjectStore: w, composer: c, m: m, name: name}
+}
+
+type composingObjects struct {
+	storage.ObjectStore
+	composer storage.Composer
+	m        *Metrics
+	name     string
+}
+
+func (o *composingObjects) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
+	start := time.Now()
+	info, err := o.composer.Compose(ctx, dst, srcs, opts)
+	o.m.observe(ctx, o.name, "compose", start, err)
+	return info, err
+}
+
+type composingAbortingObjects struct {
+	*abortingObjects
+	composer storage.Composer
+	m        *Metrics
+	name     string
+}
+
+func (o *composingAbortingObjects) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
+	start := time.Now()
+	info, err := o.composer.Compose(ctx, dst, srcs, opts)
+	o.m.observe(ctx, o.name, "compose", start, err)
+	return info, err
 }

@@ -110,6 +110,9 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			return rep, fmt.Errorf("listing %s: %w", prefix, err)
 		}
 	}
+	if err := expireUploads(ctx, objects, o, &rep); err != nil {
+		return rep, fmt.Errorf("upload sessions: %w", err)
+	}
 	if a, ok := objects.(storage.UploadAborter); ok {
 		keys, err := a.AbortStaleUploads(ctx, storage.BinariesPrefix, o.Now.Add(-o.Grace), o.DryRun)
 		rep.AbortedUploads = append(rep.AbortedUploads, keys...)

@@ -1,0 +1,518 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fhir-binary-gateway/cmd/fhir-binary-gateway/uploadclient"
+	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/gateway/auth/authtest"
+	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/instrument"
+	"fhir-binary-gateway/storage/operator"
+)
+
+const testPartSize = 64 << 10 // the smallest part size the gateway allows
+
+// uploadSession is the Parameters a session answers with.
+type uploadSession struct {
+	ID, Upload string
+	PartSize   int64
+	Completed  bool
+	Parts      []struct {
+		Number         int
+		Size, Received int64
+		Arrived        bool
+		URL            string
+	}
+}
+
+func decodeSession(t *testing.T, body []byte) uploadSession {
+	t.Helper()
+	type v struct {
+		Name         string
+		ValueString  string
+		ValueURL     string `json:"valueUrl"`
+		ValueInteger int
+		ValueDecimal int64
+		ValueBoolean bool
+		Part         []v
+	}
+	var p struct {
+		ResourceType string
+		Parameter    []v
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.ResourceType != "Parameters" {
+		t.Fatalf("not a Parameters resource: %s", truncateBody(body))
+	}
+	var s uploadSession
+	for _, prm := range p.Parameter {
+		switch prm.Name {
+		case "id":
+			s.ID = prm.ValueString
+		case "upload":
+			s.Upload = prm.ValueURL
+		case "partSize":
+			s.PartSize = prm.ValueDecimal
+		case "completed":
+			s.Completed = prm.ValueBoolean
+		case "part":
+			s.Parts = append(s.Parts, struct {
+				Number         int
+				Size, Received int64
+				Arrived        bool
+				URL            string
+			}{})
+			pt := &s.Parts[len(s.Parts)-1]
+			for _, f := range prm.Part {
+				switch f.Name {
+				case "number":
+					pt.Number = f.ValueInteger
+				case "size":
+					pt.Size = f.ValueDecimal
+				case "received":
+					pt.Received, pt.Arrived = f.ValueDecimal, true
+				case "url":
+					pt.URL = f.ValueURL
+				}
+			}
+		}
+	}
+	return s
+}
+
+func reprDigest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"
+}
+
+// startUpload opens a session for data and returns it.
+func (g *gw) startUpload(data []byte, hdr ...string) uploadSession {
+	g.t.Helper()
+	res, body := g.do(http.MethodPost, "/Binary/$upload", nil, append([]string{
+		"X-Upload-Content-Type", "application/octet-stream",
+		"X-Upload-Length", strconv.Itoa(len(data)),
+		"X-Upload-Part-Size", strconv.Itoa(testPartSize),
+		"Repr-Digest", reprDigest(data),
+	}, hdr...)...)
+	wantStatus(g.t, res, body, http.StatusCreated)
+	s := decodeSession(g.t, body)
+	if res.Header.Get("Location") != s.Upload || s.Upload == "" {
+		g.t.Fatalf("Location %q, upload %q", res.Header.Get("Location"), s.Upload)
+	}
+	return s
+}
+
+// putPart sends part n (from 1) of data to its URL, as a client would.
+func (g *gw) putPart(s uploadSession, data []byte, n int) {
+	g.t.Helper()
+	from := int64(n-1) * s.PartSize
+	to := min(from+s.PartSize, int64(len(data)))
+	g.putPartBytes(s, n, data[from:to])
+}
+
+func (g *gw) putPartBytes(s uploadSession, n int, part []byte) {
+	g.t.Helper()
+	u := s.Parts[n-1].URL
+	if u == "" {
+		g.t.Fatalf("part %d has no URL", n)
+	}
+	req, _ := http.NewRequest(http.MethodPut, u, bytes.NewReader(part))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatalf("PUT part %d: %v", n, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		g.t.Fatalf("PUT part %d: %d", n, res.StatusCode)
+	}
+}
+
+// wantNoUpload fails if anything of the session is left in the store.
+func wantNoUpload(t *testing.T, g *gw, id string) {
+	t.Helper()
+	var left []string
+	_ = g.be.Objects.List(context.Background(), storage.UploadOf(storage.Ref{ID: id}), func(i storage.ObjectInfo) error {
+		left = append(left, i.Key)
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("left in the store: %v", left)
+	}
+}
+
+func TestUploadSessionThreeParts(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			data := payload(2*testPartSize + 1000)
+			s := g.startUpload(data, "Content-Disposition", `attachment; filename="scan.dcm"`, "X-Security-Context", "Group/g1")
+			if len(s.Parts) != 3 || s.Parts[2].Size != 1000 {
+				t.Fatalf("parts: %+v", s.Parts)
+			}
+			if be == real && !strings.Contains(s.Parts[0].URL, "X-Amz-Signature") {
+				t.Errorf("part URL is not a presigned S3 URL: %s", s.Parts[0].URL)
+			}
+			// Nothing is readable before the complete.
+			if res, body := g.do(http.MethodGet, "/Binary/"+s.ID, nil); res.StatusCode != http.StatusNotFound {
+				t.Errorf("Binary before complete: %d %s", res.StatusCode, truncateBody(body))
+			}
+			for _, n := range []int{3, 1, 2} {
+				g.putPart(s, data, n)
+			}
+			res, body := g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusCreated)
+			if loc := res.Header.Get("Location"); !strings.HasSuffix(loc, "/Binary/"+s.ID+"/_history/1") || res.Header.Get("ETag") != `W/"1"` {
+				t.Errorf("Location %q ETag %q", loc, res.Header.Get("ETag"))
+			}
+			var bin map[string]any
+			_ = json.Unmarshal(body, &bin)
+			if bin["id"] != s.ID || bin["contentType"] != "application/octet-stream" {
+				t.Errorf("Binary: %s", truncateBody(body))
+			}
+			res, got := g.do(http.MethodGet, "/Binary/"+s.ID, nil, "X-Download-Mode", "stream")
+			if res.StatusCode == http.StatusTemporaryRedirect {
+				res, got = g.do(http.MethodGet, res.Header.Get("Location"), nil)
+			}
+			if res.StatusCode != 200 || !bytes.Equal(got, data) {
+				t.Fatalf("download: %d, %d bytes", res.StatusCode, len(got))
+			}
+			b, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID})
+			if err != nil || b.SHA256 != sha(data) || b.Size != int64(len(data)) || b.Filename != "scan.dcm" || b.SecurityContext != "Group/g1" || b.Via != "POST" {
+				t.Errorf("record %+v (%v)", b, err)
+			}
+			// Completing twice answers the same Binary.
+			res2, body2 := g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res2, body2, http.StatusCreated)
+			if res2.Header.Get("Location") != res.Header.Get("Location") && !strings.HasSuffix(res2.Header.Get("Location"), "/Binary/"+s.ID+"/_history/1") {
+				t.Errorf("second complete: %s", res2.Header.Get("Location"))
+			}
+			if h, _ := g.be.Catalog.History(context.Background(), storage.Ref{ID: s.ID}); len(h) != 1 {
+				t.Errorf("history after two completes: %d versions", len(h))
+			}
+			// The parts are gone once the Binary holds the bytes.
+			var parts int
+			_ = g.be.Objects.List(context.Background(), storage.UploadOf(storage.Ref{ID: s.ID}), func(i storage.ObjectInfo) error {
+				if _, _, ok := storage.UploadPartOf(i.Key); ok {
+					parts++
+				}
+				return nil
+			})
+			if parts != 0 {
+				t.Errorf("%d parts left after complete", parts)
+			}
+		})
+	}
+}
+
+func TestUploadResumeAfterKilledClient(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			data := payload(3 * testPartSize)
+			s := g.startUpload(data)
+			g.putPart(s, data, 2)
+			// The client dies; a new one knows only the session URL.
+			res, body := g.do(http.MethodGet, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusOK)
+			st := decodeSession(t, body)
+			if !st.Parts[1].Arrived || st.Parts[1].Received != testPartSize || st.Parts[1].URL != "" {
+				t.Errorf("part 2 after its PUT: %+v", st.Parts[1])
+			}
+			if st.Parts[0].Arrived || st.Parts[0].URL == "" || st.Parts[2].URL == "" {
+				t.Errorf("missing parts need fresh URLs: %+v", st.Parts)
+			}
+			res, body = g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusConflict)
+			if !strings.Contains(string(body), "1, 3") {
+				t.Errorf("an early complete should name the missing parts: %s", body)
+			}
+			g.putPart(st, data, 1)
+			g.putPart(st, data, 3)
+			res, body = g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusCreated)
+			if b, _ := g.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID}); b.SHA256 != sha(data) {
+				t.Errorf("hash %s", b.SHA256)
+			}
+		})
+	}
+}
+
+func TestUploadWrongPartSizeAndDigest(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			data := payload(2*testPartSize + 10)
+			s := g.startUpload(data)
+			g.putPart(s, data, 1)
+			g.putPartBytes(s, 2, data[testPartSize:2*testPartSize-1]) // one byte short
+			g.putPart(s, data, 3)
+			res, body := g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusConflict)
+			if !strings.Contains(string(body), "part 2 is 65535 bytes, not 65536") {
+				t.Errorf("409 should name the part: %s", body)
+			}
+			// Right size, wrong bytes: the declared digest catches it.
+			bad := bytes.Clone(data[testPartSize : 2*testPartSize])
+			bad[7] ^= 0xff
+			g.putPartBytes(s, 2, bad)
+			res, body = g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusConflict)
+			if !strings.Contains(string(body), "sha-256") || !strings.Contains(string(body), sha(data)) {
+				t.Errorf("409 should name the digests: %s", body)
+			}
+			if res, _ := g.do(http.MethodGet, "/Binary/"+s.ID, nil); res.StatusCode != http.StatusNotFound {
+				t.Errorf("a failed complete left a readable Binary: %d", res.StatusCode)
+			}
+			var objects int
+			_ = g.be.Objects.List(context.Background(), storage.BinariesPrefix, func(storage.ObjectInfo) error { objects++; return nil })
+			if objects != 0 {
+				t.Errorf("a failed complete left %d objects under binaries/", objects)
+			}
+			// The session stays open: re-send the bad part, complete.
+			g.putPart(s, data, 2)
+			res, body = g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusCreated)
+		})
+	}
+}
+
+func TestUploadAbortAndExpiry(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, func(c *config.Config) { c.UploadSessionTTL = 3 * time.Second })
+			data := payload(testPartSize + 5)
+			s := g.startUpload(data)
+			g.putPart(s, data, 1)
+			res, body := g.do(http.MethodDelete, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusNoContent)
+			wantNoUpload(t, g, s.ID)
+			res, body = g.do(http.MethodGet, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusNotFound)
+
+			s = g.startUpload(data)
+			g.putPart(s, data, 1)
+			g.putPart(s, data, 2)
+			time.Sleep(3500 * time.Millisecond)
+			res, body = g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusGone)
+			if res, _ := g.do(http.MethodGet, "/Binary/"+s.ID, nil); res.StatusCode != http.StatusNotFound {
+				t.Errorf("an expired session's Binary answers %d", res.StatusCode)
+			}
+			// reindex never turns the unfinished session into a Binary.
+			if _, err := operator.Reindex(context.Background(), g.be.Objects, g.be.Catalog, operator.ReindexOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID}); err == nil {
+				t.Errorf("reindex made a Binary of an unfinished session")
+			}
+			// gc aborts it.
+			rep, err := operator.GC(context.Background(), g.be.Objects, g.be.Catalog, operator.GCOptions{Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(rep.Removed, "\n"), "upload session expired") {
+				t.Errorf("gc removed %v", rep.Removed)
+			}
+			wantNoUpload(t, g, s.ID)
+		})
+	}
+}
+
+func TestUploadSessionOfAnotherClient(t *testing.T) {
+	iss := authtest.New(t)
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := jwtOn(t, be, iss, nil)
+			a := bearer(iss.For("app-a", "system/Binary.cruds"))
+			b := bearer(iss.For("app-b", "system/Binary.cruds"))
+			readOnly := bearer(iss.For("app-a", "system/Binary.rs"))
+			data := payload(testPartSize)
+			if res, body := g.do(http.MethodPost, "/Binary/$upload", nil, append(readOnly, "X-Upload-Content-Type", "text/plain", "X-Upload-Length", "10")...); res.StatusCode != http.StatusForbidden {
+				t.Errorf("read-only client opened a session: %d %s", res.StatusCode, body)
+			}
+			s := g.startUpload(data, a...)
+			for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+				res, body := g.do(m, s.Upload, nil, b...)
+				wantStatus(t, res, body, http.StatusNotFound)
+			}
+			g.putPart(s, data, 1)
+			res, body := g.do(http.MethodPost, s.Upload, nil, a...)
+			wantStatus(t, res, body, http.StatusCreated)
+			if res, _ := g.do(http.MethodGet, "/Binary/"+s.ID, nil, b...); res.StatusCode != http.StatusNotFound {
+				t.Errorf("another client reads the Binary: %d", res.StatusCode)
+			}
+		})
+	}
+}
+
+func TestUploadRequestErrors(t *testing.T) {
+	g := startGateway(t, embedded, func(c *config.Config) { c.MaxUploadSize = 1 << 20 })
+	for _, tc := range []struct {
+		hdr    []string
+		status int
+	}{
+		{[]string{"X-Upload-Length", "10"}, 400},
+		{[]string{"X-Upload-Content-Type", "text/plain"}, 400},
+		{[]string{"X-Upload-Content-Type", "text/plain", "X-Upload-Length", "-1"}, 400},
+		{[]string{"X-Upload-Content-Type", "nonsense", "X-Upload-Length", "10"}, 400},
+		{[]string{"X-Upload-Content-Type", "text/plain", "X-Upload-Length", strconv.Itoa(2 << 20)}, 413},
+		{[]string{"X-Upload-Content-Type", "text/plain", "X-Upload-Length", "10", "Repr-Digest", "sha-256=:abc:"}, 400},
+		{[]string{"X-Upload-Content-Type", "text/plain", "X-Upload-Length", "10", "X-Upload-Part-Size", "5"}, 400},
+		{[]string{"X-Upload-Content-Type", "text/plain", "X-Upload-Length", "10", "X-Expires-At", "2001-01-01T00:00:00Z"}, 400},
+	} {
+		res, body := g.do(http.MethodPost, "/Binary/$upload", nil, tc.hdr...)
+		if res.StatusCode != tc.status {
+			t.Errorf("%v: %d %s", tc.hdr, res.StatusCode, body)
+		}
+		wantOutcome(t, res, body)
+	}
+	// A tampered part URL is refused.
+	s := g.startUpload(payload(10))
+	res, body := g.do(http.MethodPut, strings.Replace(s.Parts[0].URL, "sig=", "sig=00", 1), strings.NewReader("x"))
+	wantStatus(t, res, body, http.StatusForbidden)
+	// A part larger than the part size is refused.
+	res, body = g.do(http.MethodPut, s.Parts[0].URL, bytes.NewReader(payload(testPartSize+1)))
+	wantStatus(t, res, body, http.StatusRequestEntityTooLarge)
+}
+
+func TestPlainWritesVerifyDigest(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			data := payload(5000)
+			for _, h := range []string{"Repr-Digest", "Content-Digest"} {
+				res, body := g.do(http.MethodPost, "/Binary", bytes.NewReader(data), "Content-Type", "application/octet-stream", h, reprDigest(data[1:]))
+				wantStatus(t, res, body, http.StatusBadRequest)
+				if !strings.Contains(string(body), "sha-256") {
+					t.Errorf("%s mismatch: %s", h, body)
+				}
+			}
+			var objects int
+			_ = g.be.Objects.List(context.Background(), storage.BinariesPrefix, func(storage.ObjectInfo) error { objects++; return nil })
+			if objects != 0 {
+				t.Errorf("a refused create left %d objects", objects)
+			}
+			id := g.upload(data, "application/octet-stream", "Repr-Digest", reprDigest(data))
+			res, body := g.do(http.MethodPut, "/Binary/"+id, bytes.NewReader(data), "Content-Type", "application/octet-stream", "Content-Digest", "md5=:AAAA:, sha-256=:"+base64.StdEncoding.EncodeToString(make([]byte, 32))+":")
+			wantStatus(t, res, body, http.StatusBadRequest)
+			if h, _ := g.be.Catalog.History(context.Background(), storage.Ref{ID: id}); len(h) != 1 {
+				t.Errorf("a refused update made a version: %d", len(h))
+			}
+			res, body = g.do(http.MethodPut, "/Binary/"+id, bytes.NewReader(data[:10]), "Content-Type", "application/octet-stream", "Content-Digest", reprDigest(data[:10]))
+			wantStatus(t, res, body, http.StatusOK)
+		})
+	}
+}
+
+func TestUploadCLI(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			data := payload(5*testPartSize + 123)
+			file := filepath.Join(t.TempDir(), "video.mp4")
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// The first run is killed once two parts are in.
+			ctx, kill := context.WithCancel(context.Background())
+			var firstParts atomic.Int32
+			_, err := uploadclient.Upload(ctx, uploadclient.Options{BaseURL: g.url, File: file, PartSize: testPartSize, Parallel: 1,
+				Progress: func(sent, total int64) {
+					if sent > 0 && firstParts.Add(1) == 2 {
+						kill()
+					}
+				}})
+			if err == nil {
+				t.Fatal("the killed run completed")
+			}
+			if _, err := os.Stat(file + ".upload"); err != nil {
+				t.Fatalf("no state kept for the resume: %v", err)
+			}
+			var resumedFrom int64 = -1
+			loc, err := uploadclient.Upload(context.Background(), uploadclient.Options{BaseURL: g.url, File: file,
+				Progress: func(sent, total int64) {
+					if resumedFrom < 0 {
+						resumedFrom = sent
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resumedFrom < 2*testPartSize {
+				t.Errorf("the second run started from %d bytes; the first had sent two parts", resumedFrom)
+			}
+			if !strings.Contains(loc, "/Binary/") {
+				t.Fatalf("printed %q", loc)
+			}
+			id := strings.Split(strings.SplitAfter(loc, "/Binary/")[1], "/")[0]
+			b, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: id})
+			if err != nil || b.SHA256 != sha(data) || b.Filename != "video.mp4" || b.ContentType != "video/mp4" {
+				t.Errorf("record %+v (%v)", b, err)
+			}
+			if _, err := os.Stat(file + ".upload"); err == nil {
+				t.Errorf("state file left after success")
+			}
+		})
+	}
+}
+
+// Parts of at least S3's minimum are joined inside S3 (UploadPartCopy);
+// the result must be the same as the streamed join.
+func TestUploadComposedInTheStore(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			if be == real {
+				metered := instrument.NewMetrics(prometheus.NewRegistry()).Objects(g.be.Objects, "s3")
+				if _, ok := metered.(storage.Composer); !ok {
+					t.Fatal("the metered S3 store hides its Composer ability")
+				}
+				if _, ok := metered.(storage.UploadAborter); !ok {
+					t.Fatal("the metered S3 store hides its UploadAborter ability")
+				}
+			}
+			data := payload(2*storage.MinComposePart + 1000)
+			s := g.startUpload(data, "X-Upload-Part-Size", strconv.Itoa(storage.MinComposePart))
+			if len(s.Parts) != 3 {
+				t.Fatalf("%d parts", len(s.Parts))
+			}
+			for n := 1; n <= 3; n++ {
+				g.putPart(s, data, n)
+			}
+			res, body := g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusCreated)
+			b, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID})
+			if err != nil || b.SHA256 != sha(data) || b.Size != int64(len(data)) {
+				t.Fatalf("record %+v (%v)", b, err)
+			}
+			rc, err := g.be.Objects.Open(context.Background(), b.ObjectKey, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, data) {
+				t.Errorf("stored object differs (%d bytes)", len(got))
+			}
+			info, err := g.be.Objects.Stat(context.Background(), b.ObjectKey)
+			if err != nil || info.Metadata["binary-id"] == "" && len(info.Metadata) == 0 {
+				t.Errorf("object metadata %+v (%v)", info.Metadata, err)
+			}
+		})
+	}
+}
