@@ -14,6 +14,7 @@ const (
 	opDefExport     = "Binary-export-download"
 	opDefImport     = "Binary-import"
 	opDefExpunge    = "Binary-expunge"
+	opDefUpload     = "Binary-upload"
 )
 
 type opParam struct {
@@ -47,6 +48,9 @@ var operationDefs = map[string]opDef{
 		{name: "filename", use: "in", typ: "string", min: 0, max: "1", doc: "Download filename; default the key's base name."},
 		{name: "return", use: "out", typ: "Binary", min: 1, max: "1", doc: "The new Binary (without data); its Location is the download URL."},
 	}, doc: "POST /Binary/$import with a Parameters resource: a bulk-data export service registers a file it wrote into the bucket."},
+	opDefUpload: {code: "upload", title: "Open an upload session", write: true, params: []opParam{
+		{name: "return", use: "out", typ: "Parameters", min: 1, max: "1", doc: "id, upload (the session URL), expires, partSize, and per part its number, size and a presigned PUT url."},
+	}, doc: "POST [base]/Binary/$upload opens an upload session for a Binary too large for one request (headers X-Upload-Content-Type and X-Upload-Length required, Repr-Digest sha-256 optional). GET on the session lists the arrived parts and gives fresh URLs; POST completes it (201 like a create; a size or digest mismatch is a 409 naming it; a second POST answers the same Binary); DELETE aborts it. A session lives at most GATEWAY_UPLOAD_SESSION_TTL, its part URLs at most GATEWAY_PRESIGN_TTL."},
 	opDefExpunge: {code: "expunge", title: "Erase a Binary and its history", instance: true, write: true, params: []opParam{},
 		doc: "POST /Binary/{id}/$expunge (delete scope): every version's record and bytes are erased; a tombstone keeps answering 410, and a later PUT on the id answers 410. Answers 204."},
 }
@@ -59,7 +63,7 @@ func (s *Server) operationDefinition(c echo.Context) error {
 	id := pathParam(c, "id")
 	d, ok := operationDefs[id]
 	if !ok {
-		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport, opDefExpunge)
+		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport, opDefExpunge, opDefUpload)
 	}
 	params := make([]map[string]any, 0, len(d.params))
 	for _, p := range d.params {
