@@ -91,6 +91,21 @@ else
 	esac
 fi
 
+# Browser apps (GATEWAY_CORS_ORIGINS) follow a 307 to the bucket and PUT
+# upload-session parts to it: the bucket answers their CORS as the gateway does.
+if [ -n "${GATEWAY_CORS_ORIGINS:-}" ]; then
+	origins=$(printf '%s' "$GATEWAY_CORS_ORIGINS" | tr ',' '\n' | sed 's/^ *//; s/ *$//; /^$/d; s/.*/"&"/' | paste -sd, -)
+	cors=$(printf '{"CORSRules":[{"AllowedOrigins":[%s],"AllowedMethods":["GET","HEAD","PUT"],"AllowedHeaders":["*"],"ExposeHeaders":["ETag"],"MaxAgeSeconds":3600}]}' "$origins")
+	if out="$(s3api put-bucket-cors --bucket "$bucket" --cors-configuration "$cors" 2>&1)"; then
+		say "CORS: GET and PUT from $GATEWAY_CORS_ORIGINS, ETag exposed"
+	else
+		case "$out" in
+		*NotImplemented*) say "WARNING: this server does not implement bucket CORS; browsers cannot fetch from it directly" ;;
+		*) die "put-bucket-cors: $out" ;;
+		esac
+	fi
+fi
+
 # One rule over the gateway's whole prefix (GATEWAY_S3_PREFIX; the compose stack
 # uses exports/ for bulk-data export files): every object under it expires after
 # RETENTION_DAYS, a backstop behind the gateway's own expiry, which is exact
