@@ -58,7 +58,7 @@ func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Writ
 	if !fhirJSONTypes[baseType(w.ContentType)] {
 		return s.store(c, cur, w, body, nil)
 	}
-	p := newBinaryParserFor(w.ContentType, &limitReader{r: body, left: s.cfg.MaxUploadSize})
+	p := newBinaryParserFor(w.ContentType, lifecycle.Limit(body, s.cfg.MaxUploadSize))
 	hasData, err := p.head()
 	if errors.Is(err, errNotBinary) {
 		// Another resource: stored as-is, as the spec says.
@@ -367,25 +367,4 @@ func preferReturn(prefer string) string {
 		}
 	}
 	return ""
-}
-
-// limitReader fails with errTooLarge once more than left bytes arrive.
-type limitReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.left < 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(p)) > l.left+1 {
-		p = p[:l.left+1]
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return n, errTooLarge
-	}
-	return n, err
 }

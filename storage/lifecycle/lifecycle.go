@@ -419,6 +419,10 @@ func (l *Binaries) removeObject(key string) {
 	}
 }
 
+// Limit reads r and fails with ErrTooLarge once more than n bytes arrive
+// (the one upload limit: a FHIR JSON body's parser reads through it too).
+func Limit(r io.Reader, n int64) io.Reader { return &limited{r: r, left: n} }
+
 // limited fails with ErrTooLarge once more than left bytes arrive.
 type limited struct {
 	r    io.Reader
