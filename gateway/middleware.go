@@ -137,10 +137,16 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			s.record(c, start, "aborted")
 		}()
 		err := next(c)
+		// A transfer the client cut short (it went away mid-body) is
+		// "aborted", not the 200 its headers said.
+		cut := err != nil && c.Response().Committed && c.Request().Context().Err() != nil
 		if err != nil {
 			c.Error(err) // audits an unrouted FHIR request with its reason
 		} else {
 			s.auditUnrouted(c, nil) // OPTIONS, answered by the router itself
+		}
+		if cut {
+			return nil // the deferred record says aborted
 		}
 		aborted = false
 		s.record(c, start, strconv.Itoa(c.Response().Status))

@@ -106,6 +106,7 @@ func TestMetricsAfterRealRequests(t *testing.T) {
 		atLeast float64
 	}{
 		{"streamed download", "fbg_http_requests_total", []string{"route", "/Binary/:id/$binary-access-read", "method", "GET", "status", "200"}, 1},
+		{"download cut short by the client", "fbg_http_requests_total", []string{"route", "/Binary/:id/$binary-access-read", "method", "GET", "status", "aborted"}, 1},
 		{"redirect by route", "fbg_http_requests_total", []string{"route", "/Binary/:id/$export-download", "status", "307"}, 1},
 		{"history by route", "fbg_http_requests_total", []string{"route", "/Binary/:id/_history", "status", "200"}, 1},
 		{"404", "fbg_http_requests_total", []string{"route", "/Binary/:id", "status", "404"}, 1},
