@@ -291,8 +291,9 @@ func (s *Server) writeAudit(c echo.Context, status int, reason string) error {
 	if rec.Interaction == "operation" {
 		rec.Operation = pathParam(c, "op")
 	}
-	if rec.Interaction == "search-type" {
-		// The search parameters only; nothing else of the URL.
+	if rec.Interaction == "search-type" && status < 400 {
+		// The search parameters only, and only of a search that ran: a
+		// refused request (anyone, with no token) never writes its query.
 		q := c.QueryParams()
 		q.Del("_cursor")
 		rec.Query = q.Encode()
