@@ -317,3 +317,45 @@ func TestMaximumRetention(t *testing.T) {
 		})
 	}
 }
+
+// A conditional DELETE racing a conditional update of the same version:
+// exactly one wins, the other answers 412, and the history says which.
+func TestConditionalDeleteRacesUpdate(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, func(c *config.Config) { c.DownloadMode = config.ModeStream })
+			for round := range 15 {
+				id := fmt.Sprintf("race-%d", round)
+				res, body := g.do(http.MethodPut, "/Binary/"+id, strings.NewReader("v1"), "Content-Type", "text/plain")
+				wantStatus(t, res, body, http.StatusCreated)
+				codes := make(chan int, 2)
+				go func() {
+					res, _ := g.do(http.MethodDelete, "/Binary/"+id, nil, "If-Match", `W/"1"`)
+					codes <- res.StatusCode
+				}()
+				go func() {
+					res, _ := g.do(http.MethodPut, "/Binary/"+id, strings.NewReader("v2"), "Content-Type", "text/plain", "If-Match", `W/"1"`)
+					codes <- res.StatusCode
+				}()
+				a, b := <-codes, <-codes
+				wins := 0
+				for _, c := range []int{a, b} {
+					switch c {
+					case http.StatusNoContent, http.StatusOK:
+						wins++
+					case http.StatusPreconditionFailed:
+					default:
+						t.Fatalf("round %d: status %d", round, c)
+					}
+				}
+				if wins != 1 {
+					t.Fatalf("round %d: statuses %d and %d, want exactly one winner", round, a, b)
+				}
+				h := decodeHistory(t, mustGet(t, g, "/Binary/"+id+"/_history"))
+				if h.Total != 2 {
+					t.Errorf("round %d: history has %d versions, want the create and the winner", round, h.Total)
+				}
+			}
+		})
+	}
+}
