@@ -16,7 +16,7 @@ const copyBufferSize = 1 << 20
 // until two collections later: an idle gateway would still hold them.)
 var copyBuffers = make(chan []byte, keptCopyBuffers)
 
-const keptCopyBuffers = 8
+const keptCopyBuffers = 2
 
 func getCopyBuffer() []byte {
 	select {
