@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -58,7 +57,6 @@ type Server struct {
 	now      func() time.Time
 	version  string
 	echo     *echo.Echo
-	bufs     sync.Pool
 	metrics  *httpMetrics
 	verifier auth.Verifier
 	audit    audit.Sink
@@ -101,7 +99,6 @@ func New(d Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.bufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	reg := d.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
