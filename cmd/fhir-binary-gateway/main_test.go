@@ -92,20 +92,9 @@ func startBinary(t *testing.T, bin string, env ...string) (*exec.Cmd, string, *s
 func TestSIGTERMLetsADownloadInFlightFinish(t *testing.T) {
 	bin := buildBinary(t)
 	cmd, base, stderr := startBinary(t, bin, "GATEWAY_DOWNLOAD_MODE=stream", "GATEWAY_SHUTDOWN_GRACE=20s")
-	data := make([]byte, 8<<20)
-	_, _ = rand.Read(data)
-	res, err := http.Post(base+"/Binary", "application/octet-stream", bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct{ ID string }
-	_ = json.NewDecoder(res.Body).Decode(&created)
-	res.Body.Close()
-	if res.StatusCode != 201 {
-		t.Fatalf("upload: %d", res.StatusCode)
-	}
+	data, id := uploadRandom(t, base, 8<<20)
 
-	res, err = http.Get(base + "/Binary/" + created.ID + "/$binary-access-read")
+	res, err := http.Get(base + "/Binary/" + id + "/$binary-access-read")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,19 +155,8 @@ func TestSIGTERMLetsADownloadInFlightFinish(t *testing.T) {
 func TestSIGTERMCutsTransfersPastTheGraceAndExits1(t *testing.T) {
 	cmd, base, stderr := startBinary(t, buildBinary(t), "GATEWAY_DOWNLOAD_MODE=stream", "GATEWAY_SHUTDOWN_GRACE=1s")
 	// Larger than the loopback socket buffers, so the write blocks.
-	data := make([]byte, 64<<20)
-	_, _ = rand.Read(data)
-	res, err := http.Post(base+"/Binary", "application/octet-stream", bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct{ ID string }
-	_ = json.NewDecoder(res.Body).Decode(&created)
-	res.Body.Close()
-	if res.StatusCode != 201 {
-		t.Fatalf("upload: %d", res.StatusCode)
-	}
-	res, err = http.Get(base + "/Binary/" + created.ID + "/$binary-access-read")
+	_, id := uploadRandom(t, base, 64<<20)
+	res, err := http.Get(base + "/Binary/" + id + "/$binary-access-read")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,4 +232,22 @@ func TestLocalBaseURL(t *testing.T) {
 			t.Errorf("localBaseURL(%q) = %q; want %q", listen, got, want)
 		}
 	}
+}
+
+// uploadRandom creates a Binary of n random bytes and returns them and its id.
+func uploadRandom(t *testing.T, base string, n int) ([]byte, string) {
+	t.Helper()
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	res, err := http.Post(base+"/Binary", "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	_ = json.NewDecoder(res.Body).Decode(&created)
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("upload: %d", res.StatusCode)
+	}
+	return data, created.ID
 }
