@@ -35,6 +35,16 @@ func TestCORS(t *testing.T) {
 	if !strings.Contains(res.Header.Get("Access-Control-Allow-Methods"), "PUT") {
 		t.Errorf("preflight methods %q", res.Header.Get("Access-Control-Allow-Methods"))
 	}
+	// A browser opening an upload session sends the X-Upload-* headers, so
+	// its preflight must allow them (headless Chromium found they were not).
+	res, _ = get(t, http.MethodOptions, srv.URL+"/Binary/$upload", "Origin", "https://app.example",
+		"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization, x-upload-content-type, x-upload-length, x-upload-part-size, repr-digest")
+	allowed = strings.ToLower(res.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"x-upload-content-type", "x-upload-length", "x-upload-part-size", "repr-digest"} {
+		if !strings.Contains(allowed, h) {
+			t.Errorf("upload preflight does not allow %s: %q", h, allowed)
+		}
+	}
 
 	res, _ = get(t, http.MethodGet, srv.URL+"/Binary/x?_summary=true", "Origin", "https://app.example", "Accept", "application/fhir+json")
 	exposed := res.Header.Get("Access-Control-Expose-Headers")

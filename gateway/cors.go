@@ -8,12 +8,14 @@ import (
 )
 
 // corsAllowHeaders are the request headers a browser app may send: the
-// bearer token, the FHIR and create headers, and the conditionals.
+// bearer token, the FHIR and create headers, the conditionals, and the
+// headers that open an upload session.
 var corsAllowHeaders = []string{
 	echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderAccept, "Prefer",
 	"X-Security-Context", "X-Expires-At", echo.HeaderContentDisposition, echo.HeaderXRequestID,
 	"If-Match", "If-None-Match", echo.HeaderIfModifiedSince, "If-Unmodified-Since",
 	"If-Range", "Range", "Content-Encoding", "Repr-Digest", "Content-Digest",
+	"X-Upload-Content-Type", "X-Upload-Length", "X-Upload-Part-Size",
 }
 
 // corsExposeHeaders are the response headers a browser app may read.

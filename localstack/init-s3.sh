@@ -93,11 +93,15 @@ fi
 
 # Browser apps (GATEWAY_CORS_ORIGINS) follow a 307 to the bucket and PUT
 # upload-session parts to it: the bucket answers their CORS as the gateway does.
+# A fetch from an app's origin to the gateway that is redirected to the bucket
+# (a third origin) arrives with `Origin: null` (the fetch standard's "tainted
+# origin"), so GET and HEAD are allowed from `null` too; the presigned URL, not
+# the origin, is what grants the read. PUT stays with the apps' origins.
 if [ -n "${GATEWAY_CORS_ORIGINS:-}" ]; then
 	origins=$(printf '%s' "$GATEWAY_CORS_ORIGINS" | tr ',' '\n' | sed 's/^ *//; s/ *$//; /^$/d; s/.*/"&"/' | paste -sd, -)
-	cors=$(printf '{"CORSRules":[{"AllowedOrigins":[%s],"AllowedMethods":["GET","HEAD","PUT"],"AllowedHeaders":["*"],"ExposeHeaders":["ETag"],"MaxAgeSeconds":3600}]}' "$origins")
+	cors=$(printf '{"CORSRules":[{"AllowedOrigins":[%s],"AllowedMethods":["GET","HEAD","PUT"],"AllowedHeaders":["*"],"ExposeHeaders":["ETag","Content-Disposition"],"MaxAgeSeconds":3600},{"AllowedOrigins":["null"],"AllowedMethods":["GET","HEAD"],"AllowedHeaders":["*"],"ExposeHeaders":["ETag","Content-Disposition"],"MaxAgeSeconds":3600}]}' "$origins")
 	if out="$(s3api put-bucket-cors --bucket "$bucket" --cors-configuration "$cors" 2>&1)"; then
-		say "CORS: GET and PUT from $GATEWAY_CORS_ORIGINS, ETag exposed"
+		say "CORS: GET and PUT from $GATEWAY_CORS_ORIGINS, redirected GET from null, ETag and Content-Disposition exposed"
 	else
 		case "$out" in
 		*NotImplemented*) say "WARNING: this server does not implement bucket CORS; browsers cannot fetch from it directly" ;;
