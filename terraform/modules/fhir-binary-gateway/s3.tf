@@ -149,16 +149,30 @@ resource "aws_s3_bucket_policy" "this" {
 
 # Browsers on var.cors_origins (GATEWAY_CORS_ORIGINS) follow download
 # redirects to, and upload-session parts straight into, S3: the bucket allows
-# GET, HEAD and PUT from exactly those origins and lets them read the ETag.
+# GET, HEAD and PUT from exactly those origins and lets them read the ETag and
+# the filename. A fetch from an app to the gateway that is redirected here (a
+# third origin) arrives with `Origin: null` (the fetch standard's "tainted
+# origin"; TestBrowserCORS shows Chromium doing so), so GET and HEAD are also
+# answered for `null`: the presigned URL, not the origin, grants the read.
 resource "aws_s3_bucket_cors_configuration" "this" {
   count  = var.create_bucket && length(var.cors_origins) > 0 ? 1 : 0
   bucket = aws_s3_bucket.this[0].id
 
   cors_rule {
+    id              = "browser-apps"
     allowed_methods = ["GET", "HEAD", "PUT"]
     allowed_origins = var.cors_origins
     allowed_headers = ["*"]
-    expose_headers  = ["ETag"]
+    expose_headers  = ["ETag", "Content-Disposition"]
+    max_age_seconds = 3600
+  }
+
+  cors_rule {
+    id              = "redirected-downloads"
+    allowed_methods = ["GET", "HEAD"]
+    allowed_origins = ["null"]
+    allowed_headers = ["*"]
+    expose_headers  = ["ETag", "Content-Disposition"]
     max_age_seconds = 3600
   }
 }

@@ -538,7 +538,7 @@ variable "read_header_timeout" {
 }
 
 variable "cors_origins" {
-  description = "GATEWAY_CORS_ORIGINS: browser origins (https://app.example.org) allowed by CORS; the bucket's CORS rule allows GET, HEAD and PUT from the same origins and exposes ETag."
+  description = "GATEWAY_CORS_ORIGINS: browser origins (https://app.example.org) allowed by CORS; the bucket's CORS allows GET, HEAD and PUT from the same origins, GET and HEAD from `null` (a redirected fetch), and exposes ETag and Content-Disposition."
   type        = list(string)
   default     = []
   validation {

@@ -234,8 +234,12 @@ run "settings_that_are_set_are_passed" {
     error_message = "GATEWAY_CORS_ORIGINS must list cors_origins"
   }
   assert {
-    condition     = toset(one(aws_s3_bucket_cors_configuration.this[0].cors_rule).allowed_origins) == toset(var.cors_origins) && contains(one(aws_s3_bucket_cors_configuration.this[0].cors_rule).allowed_methods, "PUT") && contains(one(aws_s3_bucket_cors_configuration.this[0].cors_rule).expose_headers, "ETag")
-    error_message = "the bucket CORS rule must allow GET and PUT from cors_origins and expose ETag"
+    condition     = length([for r in aws_s3_bucket_cors_configuration.this[0].cors_rule : r if toset(r.allowed_origins) == toset(var.cors_origins) && toset(r.allowed_methods) == toset(["GET", "HEAD", "PUT"]) && toset(r.expose_headers) == toset(["ETag", "Content-Disposition"])]) == 1
+    error_message = "the bucket CORS must allow GET, HEAD and PUT from cors_origins and expose ETag and Content-Disposition"
+  }
+  assert {
+    condition     = length([for r in aws_s3_bucket_cors_configuration.this[0].cors_rule : r if toset(r.allowed_origins) == toset(["null"]) && toset(r.allowed_methods) == toset(["GET", "HEAD"])]) == 1
+    error_message = "the bucket CORS must answer redirected downloads (Origin: null) for GET and HEAD only"
   }
   assert {
     condition     = contains(one(one(aws_lb_listener_rule.internal_only.condition).path_pattern).values, "/fhir/readyz*")
