@@ -43,9 +43,10 @@ if scripts/services.sh status 2>/dev/null; then
 	install_pid=""
 else
 	trap 'scripts/services.sh down' EXIT
-	# Build the S3 server and apt-install what is missing while go vet compiles.
-	echo "test: installing the test servers in the background (log: .services/install.log)"
-	scripts/services.sh install >.services/install.log 2>&1 &
+	# Build the S3 server and apt-install what is missing (the servers, then
+	# Chromium for TestBrowserCORS: one apt-get at a time) while go vet compiles.
+	echo "test: installing the test servers and chromium in the background (log: .services/install.log)"
+	{ scripts/services.sh install && scripts/browser-deps.sh; } >.services/install.log 2>&1 &
 	install_pid=$!
 fi
 
@@ -65,6 +66,8 @@ set -a
 set +a
 # The FHIR validators and clients the conformance tests drive (npm ci, once).
 step "conformance dependencies" scripts/conformance-deps.sh
+# Headless Chromium for TestBrowserCORS (apt-get chromium, once).
+step "browser dependencies" scripts/browser-deps.sh
 step "go test" go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./...
 step "localstack init-s3 check" localstack/check-init.sh
 

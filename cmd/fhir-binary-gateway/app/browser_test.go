@@ -53,10 +53,10 @@ func TestBrowserCORS(t *testing.T) {
 	owner := iss.For("app-a", "system/Binary.cruds")
 	data := payload(300 << 10)
 	id := g.upload(data, "application/pdf", append(bearer(owner), "Content-Disposition", `attachment; filename="scan.pdf"`)...)
-	pages.cfg = map[string]any{
+	pages.configure(map[string]any{
 		"gateway": gwTap.url, "id": id, "token": owner, "otherToken": iss.For("app-b", "system/Binary.cruds"),
 		"uploadSize": 3*testPartSize + 1000, "partSize": testPartSize,
-	}
+	})
 	results := runChromium(t, pages, pages.allowed.URL+"/page.html", "allowed", "blocked")
 	ok, no := results["allowed"], results["blocked"]
 
@@ -252,8 +252,15 @@ func initBucket(t *testing.T, bucket, origins string) {
 // /result on its own origin.
 type browserPages struct {
 	allowed, blocked *httptest.Server
-	cfg              map[string]any
 	results          chan browserResult
+	mu               sync.Mutex
+	cfg              map[string]any // what the page is told: the gateway's URL, tokens, ids
+}
+
+func (p *browserPages) configure(cfg map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg = cfg
 }
 
 type browserResult struct {
@@ -280,9 +287,11 @@ func newBrowserPages(t *testing.T) *browserPages {
 			switch r.URL.Path {
 			case "/page.html":
 				cfg := map[string]any{"role": role}
+				p.mu.Lock()
 				for k, v := range p.cfg {
 					cfg[k] = v
 				}
+				p.mu.Unlock()
 				js, _ := json.Marshal(cfg)
 				frame := ""
 				if role == "allowed" {
