@@ -39,6 +39,7 @@ import (
 // The bucket's CORS is set by localstack/init-s3.sh, the script LocalStack
 // runs, so what is proven here is that script's rule.
 func TestBrowserCORS(t *testing.T) {
+	chromium := testenv.Program(t, "chromium") // before anything is started
 	iss := authtest.New(t)
 	pages := newBrowserPages(t)
 	s3 := newRequestTap(t, os.Getenv("TEST_S3_ENDPOINT"))
@@ -57,7 +58,7 @@ func TestBrowserCORS(t *testing.T) {
 		"gateway": gwTap.url, "id": id, "token": owner, "otherToken": iss.For("app-b", "system/Binary.cruds"),
 		"uploadSize": 3*testPartSize + 1000, "partSize": testPartSize,
 	})
-	results := runChromium(t, pages, pages.allowed.URL+"/page.html", "allowed", "blocked")
+	results := runChromium(t, chromium, pages, pages.allowed.URL+"/page.html", "allowed", "blocked")
 	ok, no := results["allowed"], results["blocked"]
 
 	var r struct {
@@ -69,7 +70,15 @@ func TestBrowserCORS(t *testing.T) {
 			Rejected         bool
 			Error            string
 		}
-		Create   browserAnswer
+		Create browserAnswer
+		Edit   struct {
+			Update struct {
+				Status int
+				ETag   string
+			}
+			Delete, ReadAfterDelete, OpenSession, AbortSession int
+			browserAnswer
+		}
 		Download browserDownload
 		Upload   struct {
 			SHA256 string
@@ -114,6 +123,16 @@ func TestBrowserCORS(t *testing.T) {
 			r.Create.Headers["ETag"] != `W/"1"` || r.Create.Headers["Last-Modified"] == "" {
 			t.Errorf("create: %+v", r.Create)
 		}
+	})
+
+	t.Run("update, delete and abort a session", func(t *testing.T) {
+		e := r.Edit
+		if e.Rejected || e.Update.Status != http.StatusOK || e.Update.ETag != `W/"2"` || e.Delete != http.StatusNoContent ||
+			e.ReadAfterDelete != http.StatusGone || e.OpenSession != http.StatusCreated || e.AbortSession != http.StatusNoContent {
+			t.Fatalf("edit: %+v", e)
+		}
+		gwTap.wantPreflight(t, "", pages.allowed.URL, "PUT", "if-match")
+		gwTap.wantPreflight(t, "", pages.allowed.URL, "DELETE", "authorization")
 	})
 
 	t.Run("download through the 307 to S3", func(t *testing.T) {
@@ -326,9 +345,8 @@ func newBrowserPages(t *testing.T) *browserPages {
 // pages of the given roles post, within a bounded wait. Chromium and every
 // process it started are killed at the end (its own process group), before
 // its temporary profile is removed.
-func runChromium(t *testing.T, pages *browserPages, page string, roles ...string) map[string][]byte {
+func runChromium(t *testing.T, bin string, pages *browserPages, page string, roles ...string) map[string][]byte {
 	t.Helper()
-	bin := testenv.Program(t, "chromium")
 	dir := t.TempDir()
 	args := []string{
 		"--headless=new", "--user-data-dir=" + filepath.Join(dir, "profile"),

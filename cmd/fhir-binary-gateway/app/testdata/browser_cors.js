@@ -53,6 +53,25 @@ async function allowed() {
     });
     return { status: r.status, headers: headers(r, 'Location', 'ETag', 'Last-Modified') };
   });
+  // Update with If-Match and delete (PUT and DELETE preflights), and abort an upload session.
+  await step('edit', async () => {
+    const url = out.create.headers.Location.replace(/\/_history\/.*$/, '');
+    const put = await fetch(url, {
+      method: 'PUT', body: 'edited in a browser', signal: wait(),
+      headers: { ...bearer(cfg.token), 'Content-Type': 'text/plain', 'If-Match': out.create.headers.ETag },
+    });
+    const del = await fetch(url, { method: 'DELETE', headers: bearer(cfg.token), signal: wait() });
+    const gone = await fetch(url, { headers: { ...bearer(cfg.token), Accept: 'application/fhir+json' }, signal: wait() });
+    const open = await fetch(cfg.gateway + '/Binary/$upload', {
+      method: 'POST', signal: wait(),
+      headers: { ...bearer(cfg.token), 'X-Upload-Content-Type': 'text/plain', 'X-Upload-Length': '10' },
+    });
+    const abort = await fetch(open.headers.get('Location'), { method: 'DELETE', headers: bearer(cfg.token), signal: wait() });
+    return {
+      update: { status: put.status, etag: put.headers.get('ETag') }, delete: del.status, readAfterDelete: gone.status,
+      openSession: open.status, abortSession: abort.status,
+    };
+  });
   // (2) the content through the 307 to S3.
   await step('download', () => download(cfg.id, cfg.token));
 
