@@ -61,6 +61,11 @@ func TestCORS(t *testing.T) {
 	if res.StatusCode != 404 || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
 		t.Errorf("404: %d %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"))
 	}
+	// So is the 414 that tells a long GET search to use POST _search.
+	res, _ = get(t, http.MethodGet, srv.URL+"/Binary?_id="+strings.Repeat("a", MaxRequestTarget), "Origin", "https://app.example")
+	if res.StatusCode != http.StatusRequestURITooLong || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("414: %d %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"))
+	}
 	for name, url := range map[string]string{"another origin": srv.URL, "no origins configured": plain.URL} {
 		res, _ = get(t, http.MethodGet, url+"/Binary/x?_summary=true", "Origin", "https://evil.example", "Accept", "application/fhir+json")
 		if v := res.Header.Get("Access-Control-Allow-Origin"); v != "" {

@@ -108,8 +108,8 @@ func New(d Deps) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(d.Config.TrustedProxies)
-	e.Use(s.requestID, s.observe, s.boundRequest, s.recoverPanics)
-	e.Use(s.cors())
+	// CORS before the request bound, so a browser app can read the 414 too.
+	e.Use(s.requestID, s.observe, s.cors(), s.boundRequest, s.recoverPanics)
 	s.routes(e)
 	e.GET("/metrics", metricsHandler(reg))
 	s.echo = e

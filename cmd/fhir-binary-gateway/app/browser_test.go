@@ -98,6 +98,10 @@ func TestBrowserCORS(t *testing.T) {
 			ReadBack browserDownload
 			browserAnswer
 		}
+		BadToken struct {
+			ResourceType string
+			browserAnswer
+		}
 		OtherClient struct {
 			Read, Download struct {
 				Status       int
@@ -200,11 +204,14 @@ func TestBrowserCORS(t *testing.T) {
 		}
 	})
 
-	t.Run("another client's token gets 404", func(t *testing.T) {
+	t.Run("another client's token gets 404, a bad one a readable 401", func(t *testing.T) {
 		o := r.OtherClient
 		if o.Read.Status != http.StatusNotFound || o.Read.ResourceType != "OperationOutcome" ||
 			o.Download.Status != http.StatusNotFound || o.Download.Redirected || o.Download.ResourceType != "OperationOutcome" {
 			t.Fatalf("another client: %+v", o)
+		}
+		if b := r.BadToken; b.Status != http.StatusUnauthorized || b.ResourceType != "OperationOutcome" || !strings.HasPrefix(b.Headers["WWW-Authenticate"], "Bearer") {
+			t.Errorf("a refused token: %+v; want a readable 401 with WWW-Authenticate", b)
 		}
 	})
 

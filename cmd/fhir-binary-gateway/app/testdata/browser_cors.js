@@ -114,6 +114,12 @@ async function allowed() {
     const dj = await d.json();
     return { read: { status: r.status, resourceType: j.resourceType }, download: { status: d.status, redirected: d.redirected, resourceType: dj.resourceType } };
   });
+  // A token the gateway refuses: the app can read the 401 and WWW-Authenticate (to refresh its token).
+  await step('badToken', async () => {
+    const r = await fetch(cfg.gateway + '/Binary/' + cfg.id, { headers: { ...bearer('not-a-token'), Accept: 'application/fhir+json' }, signal: wait() });
+    const j = await r.json();
+    return { status: r.status, resourceType: j.resourceType, headers: headers(r, 'WWW-Authenticate') };
+  });
 }
 
 // (4) a page on an origin not in GATEWAY_CORS_ORIGINS: every fetch rejects.
