@@ -386,7 +386,8 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 // TestAuditSinkFailureServesNothing: when the AuditEvent cannot be written,
-// content is not served (503), by stream or by redirect.
+// content is not served (503), by stream or by redirect, and every event
+// lost is counted in fbg_audit_failures_total.
 func TestAuditSinkFailureServesNothing(t *testing.T) {
 	iss := authtest.New(t)
 	g, _ := jwtGateway(t, iss, func(c *config.Config) { c.AuditLog = "/dev/full" })
@@ -407,5 +408,11 @@ func TestAuditSinkFailureServesNothing(t *testing.T) {
 		if res.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", p)
 		}
+	}
+	// Two creates and three refused reads: five events lost (/metrics
+	// itself writes no AuditEvent).
+	_, metrics := g.do("GET", "/metrics", nil)
+	if got := metricValue(metrics, "fbg_audit_failures_total"); got != 5 {
+		t.Errorf("fbg_audit_failures_total = %v, want 5", got)
 	}
 }
