@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -131,17 +132,12 @@ func isOutcome(body []byte) bool {
 	return json.Unmarshal(body, &oo) == nil && oo["resourceType"] == "OperationOutcome"
 }
 
-// status of an AuditEvent (its http-status extension).
+// status of an AuditEvent (the first word of its outcomeDesc).
 func eventStatus(ev map[string]any) int {
-	exts, _ := ev["extension"].([]any)
-	for _, e := range exts {
-		m, _ := e.(map[string]any)
-		if strings.HasSuffix(m["url"].(string), "http-status") {
-			n, _ := m["valueInteger"].(float64)
-			return int(n)
-		}
-	}
-	return 0
+	desc, _ := ev["outcomeDesc"].(string)
+	code, _, _ := strings.Cut(desc, " ")
+	n, _ := strconv.Atoi(code)
+	return n
 }
 
 func eventSubtype(ev map[string]any) string {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/gateway/audit"
 )
 
@@ -31,6 +32,7 @@ const (
 	memoryServerEnv = "FBG_HARDENING_MEMORY_SERVER"
 	memoryAuditEnv  = "FBG_HARDENING_MEMORY_AUDIT"
 	memoryHeaderEnv = "FBG_HARDENING_MEMORY_MAX_HEADER_BYTES"
+	memoryKindsEnv  = "FBG_HARDENING_MEMORY_KINDS"
 )
 
 // TestHardeningMemoryServer is the child: it serves until its stdin closes.
@@ -39,7 +41,11 @@ func TestHardeningMemoryServer(t *testing.T) {
 	if os.Getenv(memoryServerEnv) == "" {
 		return
 	}
-	h := newHardened(t, nil)
+	var cfgs []func(*config.Config)
+	if os.Getenv(memoryKindsEnv) != "" {
+		cfgs = append(cfgs, func(c *config.Config) { c.RedirectMinSize = 1 << 10 })
+	}
+	h := newHardened(t, nil, cfgs...)
 	sink, err := audit.Open(os.Getenv(memoryAuditEnv), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +62,9 @@ func TestHardeningMemoryServer(t *testing.T) {
 	srv := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader}
 	go srv.Serve(ln)
 	fmt.Printf("listening %s\n", ln.Addr())
+	if os.Getenv(memoryKindsEnv) != "" {
+		fmt.Printf("fixtures %s\n", auditKindsFixtures(t, h))
+	}
 	io.Copy(io.Discard, os.Stdin)
 	srv.Close()
 }
@@ -84,12 +93,13 @@ func procMem(t *testing.T, pid int) memStats {
 
 // memoryChild starts a gateway process and returns its address, pid and
 // audit file.
-func memoryChild(t *testing.T, maxHeaderBytes int) (string, int, string) {
+func memoryChild(t *testing.T, maxHeaderBytes int, env ...string) (string, int, string, *bufio.Reader) {
 	t.Helper()
 	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHardeningMemoryServer$", "-test.count=1")
 	cmd.Env = append(os.Environ(), memoryServerEnv+"=1", memoryAuditEnv+"="+auditPath, "GOGC=400",
 		memoryHeaderEnv+"="+strconv.Itoa(maxHeaderBytes))
+	cmd.Env = append(cmd.Env, env...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -97,12 +107,15 @@ func memoryChild(t *testing.T, maxHeaderBytes int) (string, int, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "listening ") {
 		t.Fatalf("child did not start: %q %v", line, err)
 	}
-	go io.Copy(io.Discard, stdout)
-	return strings.TrimSpace(strings.TrimPrefix(line, "listening ")), cmd.Process.Pid, auditPath
+	if len(env) == 0 {
+		go io.Copy(io.Discard, out)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "listening ")), cmd.Process.Pid, auditPath, out
 }
 
 // sendRaw writes one request whose target is path+query (the query shared,
@@ -143,19 +156,19 @@ func TestHardeningMemoryBound(t *testing.T) {
 	}{
 		// As the server is built today (net/http's default cap): shown,
 		// not asserted; the bytes go into net/http's request-line reading.
-		{"today, 2 MiB queries", 0, 2 << 20, 2, 1024, false, http.StatusRequestHeaderFieldsTooLarge},
-		{"today, 1000 KiB queries", 0, 1000 << 10, 2, 2048, false, http.StatusRequestURITooLong},
+		{"today, 2 MiB queries", 0, 2 << 20, 2, 1023, false, http.StatusRequestHeaderFieldsTooLarge},
+		{"today, 1000 KiB queries", 0, 1000 << 10, 2, 1023, false, http.StatusRequestURITooLong},
 		// With MaxHeaderBytes = gateway.MaxHeaderBytes: the target holds.
-		{"2 MiB queries", MaxHeaderBytes, 2 << 20, 3, 1024, true, http.StatusRequestHeaderFieldsTooLarge},
-		{"1000 KiB queries", MaxHeaderBytes, 1000 << 10, 3, 1024, true, http.StatusRequestHeaderFieldsTooLarge},
-		{"30 KiB queries", MaxHeaderBytes, 30 << 10, 3, 2048, true, http.StatusRequestURITooLong},
-		{"8000 B queries", MaxHeaderBytes, 8000, 3, 3072, true, http.StatusUnauthorized},
+		{"2 MiB queries", MaxHeaderBytes, 2 << 20, 3, 1023, true, http.StatusRequestHeaderFieldsTooLarge},
+		{"1000 KiB queries", MaxHeaderBytes, 1000 << 10, 3, 1023, true, http.StatusRequestHeaderFieldsTooLarge},
+		{"30 KiB queries", MaxHeaderBytes, 30 << 10, 3, 1023, true, http.StatusRequestURITooLong},
+		{"8000 B queries", MaxHeaderBytes, 8000, 3, 1023, true, http.StatusUnauthorized},
 	} {
 		if raceEnabled && !tc.assertRSS {
 			t.Logf("%s: not run under -race (half a GiB with the race detector, and only shown)", tc.name)
 			continue
 		}
-		addr, pid, auditPath := memoryChild(t, tc.maxHeader)
+		addr, pid, auditPath, _ := memoryChild(t, tc.maxHeader)
 		auditSize := func() int64 {
 			fi, err := os.Stat(auditPath)
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/lifecycle"
 )
 
 // Download operations on an instance; both answer the raw content.
@@ -215,7 +216,8 @@ func (s *Server) signedDownload(c echo.Context) error {
 	if err != nil {
 		return problem(http.StatusForbidden, "forbidden", "the signed URL is invalid or has expired")
 	}
-	if err := s.signedStillLive(c, g.Key); err != nil {
+	label, err := s.signedStillLive(c, g.Key)
+	if err != nil {
 		return err
 	}
 	info, err := s.objects.Stat(c.Request().Context(), g.Key)
@@ -227,30 +229,40 @@ func (s *Server) signedDownload(c echo.Context) error {
 	}
 	ct := content{key: g.Key, size: info.Size, modTime: info.ModTime, contentType: g.ContentType}
 	ct.filename = filenameFromDisposition(g.ContentDisposition)
+	ct.securityContext = label // as a streamed download says it
 	return s.serveContent(c, ct, false, func() error { return nil })
 }
 
 // signedStillLive refuses a signed URL of a Binary that has since been
 // deleted, expunged or has expired: a URL the gateway serves itself can be
 // revoked, unlike one S3 serves. (Imported objects carry no Binary in
-// their key; their URLs end with their short life.)
-func (s *Server) signedStillLive(c echo.Context, key string) error {
-	ref, _, ok := storage.RefOfObject(key)
+// their key; their URLs end with their short life.) It returns the
+// securityContext of the version the key holds.
+func (s *Server) signedStillLive(c echo.Context, key string) (string, error) {
+	ref, version, ok := storage.RefOfObject(key)
 	if !ok {
-		return nil
+		return "", nil
 	}
 	cur, err := s.binaries.Current(c.Request().Context(), ref)
 	if errors.Is(err, storage.ErrNotFound) {
-		return problem(http.StatusGone, "deleted", "the content is no longer available")
+		return "", problem(http.StatusGone, "deleted", "the content is no longer available")
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
-	s.noteBinary(c, "Binary/"+cur.ID, cur.SecurityContext)
+	label := cur.SecurityContext
+	if version != cur.Version {
+		v, err := s.binaries.Version(c.Request().Context(), cur, version)
+		if err != nil && !errors.Is(err, lifecycle.ErrGone) {
+			return "", err
+		}
+		label = v.SecurityContext
+	}
+	s.noteBinary(c, "Binary/"+cur.ID, label)
 	if cur.Gone(s.now()) {
-		return problem(http.StatusGone, "deleted", "the content is no longer available: Binary/%s is gone", cur.ID)
+		return "", problem(http.StatusGone, "deleted", "the content is no longer available: Binary/%s is gone", cur.ID)
 	}
-	return nil
+	return label, nil
 }
 
 func filenameFromDisposition(cd string) string {

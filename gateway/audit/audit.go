@@ -4,12 +4,14 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -76,11 +78,10 @@ type Writer struct {
 func NewWriter(w io.Writer, closer io.Closer) *Writer { return &Writer{w: w, closer: closer} }
 
 func (s *Writer) Write(r Record) error {
-	line, err := json.Marshal(Event(r))
+	line, err := Line(r)
 	if err != nil {
 		return err
 	}
-	line = append(line, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.w == nil {
@@ -109,9 +110,12 @@ type Discard struct{}
 func (Discard) Write(Record) error { return nil }
 func (Discard) Close() error       { return nil }
 
-// The FHIR AuditEvent, only the elements BALP's RESTful patterns use.
+// The FHIR AuditEvent, only the elements BALP's RESTful patterns use, and
+// without displays: codes and systems say it all, and an event stays under
+// MaxEvent bytes whatever the request.
 type auditEvent struct {
 	ResourceType string   `json:"resourceType"`
+	Extension    []ext    `json:"extension,omitempty"`
 	Type         coding   `json:"type"`
 	Subtype      []coding `json:"subtype"`
 	Action       string   `json:"action"`
@@ -121,18 +125,15 @@ type auditEvent struct {
 	Agent        []agent  `json:"agent"`
 	Source       source   `json:"source"`
 	Entity       []entity `json:"entity,omitempty"`
-	Extension    []ext    `json:"extension,omitempty"`
 }
 
 type coding struct {
-	System  string `json:"system,omitempty"`
-	Code    string `json:"code"`
-	Display string `json:"display,omitempty"`
+	System string `json:"system,omitempty"`
+	Code   string `json:"code"`
 }
 
 type concept struct {
-	Coding []coding `json:"coding,omitempty"`
-	Text   string   `json:"text,omitempty"`
+	Coding []coding `json:"coding"`
 }
 
 type identifier struct {
@@ -152,7 +153,7 @@ type network struct {
 }
 
 type agent struct {
-	Type      concept    `json:"type"`
+	Type      *concept   `json:"type,omitempty"`
 	Who       *reference `json:"who,omitempty"`
 	AltID     string     `json:"altId,omitempty"`
 	Requestor bool       `json:"requestor"`
@@ -160,33 +161,31 @@ type agent struct {
 }
 
 type source struct {
+	Site     string    `json:"site,omitempty"` // the tenant
 	Observer reference `json:"observer"`
-	Type     []coding  `json:"type"`
 }
 
 type entity struct {
 	What  *reference `json:"what,omitempty"`
 	Type  *coding    `json:"type,omitempty"`
 	Role  *coding    `json:"role,omitempty"`
-	Query string     `json:"query,omitempty"` // base64, as FHIR's base64Binary
 	Name  string     `json:"name,omitempty"`
+	Query string     `json:"query,omitempty"` // base64, as FHIR's base64Binary
 }
 
 type ext struct {
-	URL         string `json:"url"`
-	ValueString string `json:"valueString,omitempty"`
-	ValueInt    int    `json:"valueInteger,omitempty"`
+	URL      string `json:"url"`
+	ValueInt int    `json:"valueInteger"`
 }
 
 const (
 	sysEventType   = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 	sysInteraction = "http://hl7.org/fhir/restful-interaction"
-	sysAgentType   = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-	sysObjectType  = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-	sysObjectRole  = "http://terminology.hl7.org/CodeSystem/object-role"
-	sysSourceType  = "http://terminology.hl7.org/CodeSystem/security-source-type"
+	sysBALPEntity  = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 	sysClientID    = "urn:ietf:params:oauth:client-id"
-	extBase        = "https://fhir-binary-gateway.dev/fhir/StructureDefinition/audit-"
+	// The full length of a query cut to MaxQuery.
+	extQueryLength = "https://fhir-binary-gateway.dev/fhir/StructureDefinition/audit-query-length"
+	gatewayName    = "fhir-binary-gateway"
 )
 
 // actions maps an interaction to AuditEvent.action (C, R, U, D, E).
@@ -195,52 +194,152 @@ var actions = map[string]string{
 	"update": "U", "delete": "D", "search-type": "E", "operation": "E",
 }
 
-// Bounds on each field a client can influence, so that one AuditEvent stays
-// small whatever the request (issue 10, item 1): a refused request with a
-// long query once wrote an event 2.7 times the request's size.
+// MaxEvent bounds one AuditEvent line, newline included (issue 10, item
+// 1: a refused request with a long query once wrote an event 2.7 times the
+// request's size). Each field a client can influence has a cap below; when
+// fields at their caps would still pass MaxEvent, Line cuts them further
+// in the order of fit, least needed first (TestEventSizeBound tries the
+// worst case of every kind of request).
+const MaxEvent = 1024
+
+// Caps, in bytes of the field as JSON encodes it (a cut value ends in "…").
 const (
-	// MaxQuery is the most of a search's query string recorded; a longer
-	// one is cut there and its full length noted in an extension.
-	MaxQuery   = 1024
-	maxReason  = 256
-	maxIdent   = 256 // client, subject, securityContext
-	maxShort   = 128 // Binary reference, request id
-	maxAddress = 64
-	maxName    = 64 // tenant, interaction, operation
+	// MaxQuery is the most of a search's query string recorded (before
+	// base64); a longer one is cut there and its full length noted.
+	MaxQuery    = 144
+	maxReason   = 96
+	maxClient   = 64  // client_id
+	maxSubject  = 64  // sub, when it differs from the client
+	maxLabel    = 64  // securityContext reference
+	maxBinary   = 100 // "Binary/" + a 64-character id + "/_history/" + a version
+	maxRequest  = 64  // X-Request-Id
+	maxAddress  = 46  // an IPv6 address in text
+	maxTenant   = 32
+	maxInteract = 20 // interaction, operation: the gateway's own names
 )
 
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
+// jsonCost is how many bytes encoding/json (HTML escaping off) writes for
+// the rune r that took size bytes of the input.
+func jsonCost(r rune, size int) int {
+	switch {
+	case r == utf8.RuneError && size == 1:
+		return 6 // \ufffd
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
+	case r < 0x20 || r == '\u2028' || r == '\u2029':
+		return 6
+	}
+	return size
+}
+
+// jsonLen is the length of s as encoding/json writes it, quotes aside.
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		n += jsonCost(r, size)
+		i += size
+	}
+	return n
+}
+
+// clip cuts s so that its JSON encoding takes at most n bytes, on a rune
+// boundary, marking the cut with "…".
 func clip(s string, n int) string {
-	if len(s) <= n {
+	if jsonLen(s) <= n {
 		return s
 	}
 	const mark = "…"
-	s = s[:n-len(mark)]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
+	budget, end := n-len(mark), 0
+	for end < len(s) {
+		r, size := utf8.DecodeRuneInString(s[end:])
+		c := jsonCost(r, size)
+		if c > budget {
+			break
+		}
+		budget -= c
+		end += size
 	}
-	return s + mark
+	return s[:end] + mark
 }
 
-// bounded is r with every client-influenced field clipped.
+// bounded is r with every client-influenced field clipped, and the query's
+// full length when it was cut.
 func bounded(r Record) (Record, int) {
 	queryLen := len(r.Query)
 	if queryLen > MaxQuery {
-		r.Query = clip(r.Query, MaxQuery)
+		r.Query = r.Query[:MaxQuery-len("…")]
+		for len(r.Query) > 0 && !utf8.ValidString(r.Query) {
+			r.Query = r.Query[:len(r.Query)-1]
+		}
+		r.Query += "…"
 	} else {
 		queryLen = 0
 	}
-	r.Interaction, r.Operation, r.Tenant = clip(r.Interaction, maxName), clip(r.Operation, maxName), clip(r.Tenant, maxName)
+	r.Interaction, r.Operation = clip(r.Interaction, maxInteract), clip(r.Operation, maxInteract)
+	r.Tenant = clip(r.Tenant, maxTenant)
 	r.Reason = clip(r.Reason, maxReason)
-	r.Client, r.Subject, r.SecurityContext = clip(r.Client, maxIdent), clip(r.Subject, maxIdent), clip(r.SecurityContext, maxIdent)
+	r.Client, r.Subject, r.SecurityContext = clip(r.Client, maxClient), clip(r.Subject, maxSubject), clip(r.SecurityContext, maxLabel)
 	r.Address = clip(r.Address, maxAddress)
-	r.Binary, r.RequestID = clip(r.Binary, maxShort), clip(r.RequestID, maxShort)
+	r.Binary, r.RequestID = clip(r.Binary, maxBinary), clip(r.RequestID, maxRequest)
 	return r, queryLen
 }
 
-// Event renders a record as a FHIR AuditEvent, every field bounded.
+// Line renders a record as one AuditEvent JSON line, newline included,
+// shorter than MaxEvent.
+func Line(r Record) ([]byte, error) {
+	r, cutQuery := bounded(r)
+	line, err := render(r, cutQuery)
+	// Still too long only when several fields are at their caps: cut the
+	// least needed further, one at a time, until the event fits. The
+	// Binary, the address and the gateway's own names are never cut, and
+	// with everything else empty an event is far below MaxEvent.
+	for _, f := range []*string{&r.Reason, &r.Subject, &r.SecurityContext, &r.Tenant, &r.Client, &r.RequestID} {
+		if err != nil || len(line) < MaxEvent {
+			break
+		}
+		over := len(line) - MaxEvent + 1
+		if n := jsonLen(*f) - over; n > len("…") {
+			*f = clip(*f, n)
+		} else {
+			*f = ""
+		}
+		line, err = render(r, cutQuery)
+	}
+	return line, err
+}
+
+func render(r Record, cutQuery int) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // so that clip's costs hold: "<" stays one byte
+	if err := enc.Encode(event(r, cutQuery)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Event renders a record as a FHIR AuditEvent, every field bounded. What
+// a request can't have is left out, which is what keeps the worst case of
+// each kind of request under MaxEvent: a reason only on a failure, a query
+// only on a search that ran, delivery only on a success.
 func Event(r Record) any {
 	r, cutQuery := bounded(r)
+	return event(r, cutQuery)
+}
+
+func event(r Record, cutQuery int) auditEvent {
+	failed := r.Status >= 400
+	if failed {
+		r.Redirect, r.Query, cutQuery = false, "", 0
+	} else {
+		r.Reason = ""
+	}
+	if r.Interaction == "search-type" {
+		r.Binary, r.SecurityContext = "", "" // a search is of the type
+	} else {
+		r.Query, cutQuery = "", 0
+	}
 	action := actions[r.Interaction]
 	if action == "" {
 		action = "E"
@@ -250,27 +349,20 @@ func Event(r Record) any {
 	}
 	ev := auditEvent{
 		ResourceType: "AuditEvent",
-		Type:         coding{System: sysEventType, Code: "rest", Display: "Restful Operation"},
+		Type:         coding{System: sysEventType, Code: "rest"},
 		Subtype:      []coding{{System: sysInteraction, Code: r.Interaction}},
 		Action:       action,
-		Recorded:     r.Time.UTC().Format(time.RFC3339Nano),
+		Recorded:     r.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Outcome:      outcome(r.Status),
-		OutcomeDesc:  r.Reason,
-		Source: source{
-			Observer: reference{Display: "fhir-binary-gateway"},
-			Type:     []coding{{System: sysSourceType, Code: "4", Display: "Application Server"}},
-		},
+		OutcomeDesc:  outcomeDesc(r),
+		// The gateway is the source (an application server); BALP's
+		// server agent would only repeat it.
+		Source: source{Site: r.Tenant, Observer: reference{Display: gatewayName}},
 	}
 	if r.Operation != "" {
 		ev.Subtype = append(ev.Subtype, coding{Code: r.Operation})
 	}
-	client := agent{
-		Type:      concept{Coding: []coding{{System: sysAgentType, Code: "IRCP", Display: "information recipient"}}},
-		Requestor: true,
-	}
-	if r.Interaction == "create" || r.Interaction == "update" || r.Operation == "$import" {
-		client.Type = concept{Coding: []coding{{System: sysAgentType, Code: "AUT", Display: "author"}}}
-	}
+	client := agent{Requestor: true}
 	if r.Client != "" {
 		client.Who = &reference{Identifier: &identifier{System: sysClientID, Value: r.Client}}
 	} else {
@@ -282,51 +374,39 @@ func Event(r Record) any {
 	if r.Address != "" {
 		client.Network = &network{Address: r.Address, Type: "2"} // IP address
 	}
-	server := agent{
-		Type:      concept{Coding: []coding{{System: "http://dicom.nema.org/resources/ontology/DCM", Code: "110153", Display: "Source Role ID"}}},
-		Who:       &reference{Display: "fhir-binary-gateway"},
-		Requestor: false,
-	}
-	ev.Agent = []agent{client, server}
+	ev.Agent = []agent{client}
 	if r.Binary != "" {
-		ev.Entity = append(ev.Entity, entity{
-			What: &reference{Reference: r.Binary},
-			Type: &coding{System: sysObjectType, Code: "2", Display: "System Object"},
-			Role: &coding{System: sysObjectRole, Code: "4", Display: "Domain Resource"},
-		})
+		ev.Entity = append(ev.Entity, entity{What: &reference{Reference: r.Binary}})
 	}
 	if r.SecurityContext != "" {
-		ev.Entity = append(ev.Entity, entity{
-			What: &reference{Reference: r.SecurityContext},
-			Type: &coding{System: sysObjectType, Code: "2", Display: "System Object"},
-			Role: &coding{System: sysObjectRole, Code: "13", Display: "Security Resource"},
-			Name: "securityContext",
-		})
+		ev.Entity = append(ev.Entity, entity{What: &reference{Reference: r.SecurityContext}})
 	}
 	if r.Query != "" {
-		ev.Entity = append(ev.Entity, entity{
-			Type:  &coding{System: sysObjectType, Code: "2", Display: "System Object"},
-			Role:  &coding{System: sysObjectRole, Code: "24", Display: "Query"},
-			Query: b64(r.Query),
-		})
+		ev.Entity = append(ev.Entity, entity{Query: b64(r.Query)})
 	}
 	if r.RequestID != "" {
 		ev.Entity = append(ev.Entity, entity{
-			What: &reference{Identifier: &identifier{System: "urn:fhir-binary-gateway:request-id", Value: r.RequestID}},
-			Type: &coding{System: "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", Code: "XrequestId"},
+			What: &reference{Identifier: &identifier{Value: r.RequestID}},
+			Type: &coding{System: sysBALPEntity, Code: "XrequestId"},
 		})
 	}
-	ev.Extension = append(ev.Extension, ext{URL: extBase + "http-status", ValueInt: r.Status})
-	if r.Tenant != "" {
-		ev.Extension = append(ev.Extension, ext{URL: extBase + "tenant", ValueString: r.Tenant})
-	}
-	if r.Redirect {
-		ev.Extension = append(ev.Extension, ext{URL: extBase + "delivery", ValueString: "redirect"})
-	}
 	if cutQuery > 0 {
-		ev.Extension = append(ev.Extension, ext{URL: extBase + "query-length", ValueInt: cutQuery})
+		ev.Extension = []ext{{URL: extQueryLength, ValueInt: cutQuery}}
 	}
 	return ev
+}
+
+// outcomeDesc is the HTTP status first, then "redirect" when the content
+// was handed out as a presigned URL, or why the request failed.
+func outcomeDesc(r Record) string {
+	d := strconv.Itoa(r.Status)
+	if r.Redirect {
+		d += " redirect"
+	}
+	if r.Reason != "" {
+		d += " " + r.Reason
+	}
+	return d
 }
 
 // outcome is AuditEvent.outcome: 0 success, 4 minor failure (the client's

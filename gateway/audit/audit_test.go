@@ -123,3 +123,82 @@ func TestWriteFailureIsReported(t *testing.T) {
 		t.Fatal("opening an audit log in a missing directory succeeded")
 	}
 }
+
+// TestEventSizeBound: whatever a request puts in, its AuditEvent line is
+// under audit.MaxEvent bytes. Each kind of request the gateway audits is
+// tried with every element it can carry, each field far past its cap, in
+// the characters JSON writes longest.
+func TestEventSizeBound(t *testing.T) {
+	costly := map[string]string{
+		"control":   "\x01",
+		"quote":     `"`,
+		"separator": "\u2028",
+		"invalid":   "\xff",
+		"html":      "<",
+		"wide":      "\U0001F600",
+		"plain":     "a",
+	}
+	worst := 0
+	for name, unit := range costly {
+		long := strings.Repeat(unit, 4096)
+		base := audit.Record{
+			Time: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), Reason: long, Client: long, Subject: "s" + long,
+			Tenant: long, Address: long, Binary: long, SecurityContext: long, Query: long, RequestID: long,
+		}
+		for kind, mod := range map[string]func(*audit.Record){
+			"refused download": func(r *audit.Record) { r.Interaction, r.Operation, r.Status = "operation", "$binary-access-read", 503 },
+			"redirect": func(r *audit.Record) {
+				r.Interaction, r.Operation, r.Status, r.Redirect = "operation", "$binary-access-read", 307, true
+			},
+			"search":         func(r *audit.Record) { r.Interaction, r.Status = "search-type", 200 },
+			"refused search": func(r *audit.Record) { r.Interaction, r.Status = "search-type", 401 },
+			"history":        func(r *audit.Record) { r.Interaction, r.Status = "history-instance", 599 },
+			"unknown names":  func(r *audit.Record) { r.Interaction, r.Operation, r.Status = long, long, 200 },
+		} {
+			r := base
+			mod(&r)
+			line, err := audit.Line(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(line) >= audit.MaxEvent {
+				t.Errorf("%s, %s: the AuditEvent is %d bytes, want < %d: %s", kind, name, len(line), audit.MaxEvent, line)
+			}
+			if !json.Valid(line) || bytes.IndexByte(line, '\n') != len(line)-1 {
+				t.Errorf("%s, %s: not one JSON line: %q", kind, name, line)
+			}
+			worst = max(worst, len(line))
+		}
+	}
+	t.Logf("the largest AuditEvent: %d bytes", worst)
+	// Without client input the event is far smaller.
+	line, _ := audit.Line(audit.Record{Time: time.Now(), Interaction: "read", Status: 401, Address: "127.0.0.1"})
+	t.Logf("a refused anonymous read: %d bytes: %s", len(line), line)
+}
+
+// An event with everyday values keeps every one of them whole, and says
+// the status, the delivery and the tenant.
+func TestEventKeepsEverydayValues(t *testing.T) {
+	r := audit.Record{
+		Time: time.Now(), Interaction: "operation", Operation: "$binary-access-read", Redirect: true, Status: 307,
+		Client: "bulk-export-service", Subject: "5d0c1f7e-2a4b-4f3e-8c6d-9b1a0e2f3c4d",
+		Tenant: "hospital-east-2", Address: "10.20.130.244",
+		Binary: "Binary/0c6b1bd4-6b4f-4e0e-9a11-3b0a3c9f0e2d/_history/12", SecurityContext: "Group/0c6b1bd4-6b4f-4e0e-9a11-3b0a3c9f0e2d",
+		RequestID: "Root=1-67891233-abcdef012345678912345678",
+	}
+	line, err := audit.Line(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{r.Client, r.Subject, r.Tenant, r.Address, r.Binary, r.SecurityContext, r.RequestID, `"outcomeDesc":"307 redirect"`, `"site":"hospital-east-2"`} {
+		if !bytes.Contains(line, []byte(v)) {
+			t.Errorf("%q is not whole in %s", v, line)
+		}
+	}
+	r.Redirect, r.Status, r.Reason = false, 403, "the scope system/Binary.read is required"
+	line, _ = audit.Line(r)
+	if !bytes.Contains(line, []byte(`"outcomeDesc":"403 the scope system/Binary.read is required"`)) || bytes.Contains(line, []byte("…")) {
+		t.Errorf("a refusal: %s", line)
+	}
+	t.Logf("%d bytes: %s", len(line), line)
+}

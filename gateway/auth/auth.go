@@ -50,8 +50,8 @@ const Leeway = 30 * time.Second
 
 // Options configure a JWT verifier.
 type Options struct {
-	// JWKSURL is fetched at start, refreshed hourly and, rate-limited, when
-	// a token names an unknown kid. JWKSFile is read once at start. Exactly
+	// JWKSURL is fetched at start (retried until it succeeds), refreshed
+	// hourly and, rate-limited, when a token names an unknown kid. JWKSFile is read once at start. Exactly
 	// one is set.
 	JWKSURL, JWKSFile string
 	// Issuer and Audience, when set, must match iss and (one of) aud.
@@ -63,6 +63,10 @@ type Options struct {
 	// RefreshEvery is the least time between refreshes triggered by an
 	// unknown kid (default 1 minute).
 	RefreshEvery time.Duration
+	// PeriodicRefresh is the interval of the background refresh of a JWKS
+	// URL (default hourly; tests shorten it). A failed fetch is retried
+	// sooner, from 1 s doubling up to 1 minute, until one succeeds.
+	PeriodicRefresh time.Duration
 }
 
 // JWT verifies tokens signed by keys of a JWKS.
@@ -105,7 +109,11 @@ func NewJWT(opts Options) (*JWT, error) {
 		if every <= 0 {
 			every = time.Minute
 		}
-		remote, rerr := newRemoteKeys(ctx, opts.JWKSURL, client, every)
+		periodic := opts.PeriodicRefresh
+		if periodic <= 0 {
+			periodic = refreshEvery
+		}
+		remote, rerr := newRemoteKeys(ctx, opts.JWKSURL, client, every, periodic)
 		if rerr != nil {
 			cancel()
 			return nil, fmt.Errorf("auth: JWKS URL: %w", rerr)

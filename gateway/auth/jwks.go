@@ -16,9 +16,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// remoteKeys is a key set fetched from a JWKS URL: at start, every
-// refreshEvery in the background, and when a token names a kid the set
-// lacks (a key rotation), at most once per interval.
+// remoteKeys is a key set fetched from a JWKS URL: at start (retried with
+// a backoff until it succeeds), every periodic interval in the background,
+// and when a token names a kid the set lacks (a key rotation), at most once
+// per interval.
 //
 // The unknown-kid refresh is done here rather than by jwkset's HTTP client:
 // jwkset waits for its rate limiter and then fetches under one and the same
@@ -35,10 +36,19 @@ type remoteKeys struct {
 	mu      sync.Mutex // one fetch at a time
 }
 
-// refreshEvery is the background refresh interval of a key set at a URL.
+// refreshEvery is the default background refresh interval of a key set at
+// a URL (Options.PeriodicRefresh).
 const refreshEvery = time.Hour
 
-func newRemoteKeys(ctx context.Context, url string, client *http.Client, unknownEvery time.Duration) (*remoteKeys, error) {
+// After a fetch that failed (the authorization server is not up yet, or
+// down), the background fetches again after retryFirst, doubling up to
+// retryMost, until one succeeds; the keys held meanwhile stay.
+const (
+	retryFirst = time.Second
+	retryMost  = time.Minute
+)
+
+func newRemoteKeys(ctx context.Context, url string, client *http.Client, unknownEvery, periodic time.Duration) (*remoteKeys, error) {
 	store := jwkset.NewMemoryStorage()
 	keys, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store})
 	if err != nil {
@@ -46,21 +56,36 @@ func newRemoteKeys(ctx context.Context, url string, client *http.Client, unknown
 	}
 	r := &remoteKeys{url: url, client: client, store: store, keys: keys, limiter: rate.NewLimiter(rate.Every(unknownEvery), 1)}
 	// A first fetch that fails is not fatal: the authorization server may
-	// start later, and an unknown kid (every kid, then) fetches again.
-	_ = r.refresh(ctx)
-	go func() {
-		t := time.NewTicker(refreshEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = r.refresh(ctx)
-			}
-		}
-	}()
+	// start later. It is retried in the background (and an unknown kid,
+	// every kid then, fetches too, rate-limited).
+	first := r.refresh(ctx)
+	go r.background(ctx, periodic, first)
 	return r, nil
+}
+
+// background refreshes the set every periodic interval, and after a failed
+// fetch sooner, with a growing backoff.
+func (r *remoteKeys) background(ctx context.Context, periodic time.Duration, last error) {
+	retry := min(retryFirst, periodic)
+	next := func(err error) time.Duration {
+		if err == nil {
+			retry = min(retryFirst, periodic)
+			return periodic
+		}
+		wait := retry
+		retry = min(retry*2, retryMost, periodic)
+		return wait
+	}
+	timer := time.NewTimer(next(last))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			timer.Reset(next(r.refresh(ctx)))
+		}
+	}
 }
 
 // refresh fetches the set and replaces the keys held (a revoked key goes).

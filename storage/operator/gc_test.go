@@ -11,6 +11,9 @@ import (
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/boltcatalog"
 	"fhir-binary-gateway/storage/fsstore"
+	"fhir-binary-gateway/storage/rediscatalog"
+	"fhir-binary-gateway/storage/s3store"
+	"fhir-binary-gateway/storage/testenv"
 )
 
 // walkHook runs once, right after the first Walk: something that happens
@@ -43,11 +46,42 @@ func embeddedStores(t *testing.T) (storage.ObjectStore, storage.Catalog) {
 	return objects, catalog
 }
 
+// realStores are an S3 bucket and a Redis namespace of their own, on the
+// servers make test starts (missing ones fail under CI).
+func realStores(t *testing.T) (storage.ObjectStore, storage.Catalog) {
+	t.Helper()
+	env := testenv.S3(t)
+	objects, err := s3store.New(t.Context(), s3store.Options{
+		Bucket: env.Bucket, Prefix: "gw/", PathStyle: true,
+		Endpoint: env.Endpoint, Region: env.Region, AccessKey: env.AccessKey, SecretKey: env.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := rediscatalog.New(t.Context(), rediscatalog.Options{
+		URL: testenv.RedisURL(t), Namespace: testenv.RandomName("gc"), TombstoneTTL: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = catalog.Close() })
+	return objects, catalog
+}
+
 // An import of a file made while gc runs keeps the file, even when gc is
-// removing the manifest of an earlier, deleted import of the same file.
+// removing the manifest of an earlier, deleted import of the same file; on
+// the embedded stores and on S3 + Redis.
 func TestGCKeepsAFileImportedWhileItRuns(t *testing.T) {
+	for name, stores := range map[string]func(*testing.T) (storage.ObjectStore, storage.Catalog){
+		"embedded": embeddedStores, "s3+redis": realStores,
+	} {
+		t.Run(name, func(t *testing.T) { gcKeepsAFileImportedWhileItRuns(t, stores) })
+	}
+}
+
+func gcKeepsAFileImportedWhileItRuns(t *testing.T, stores func(*testing.T) (storage.ObjectStore, storage.Catalog)) {
 	ctx := context.Background()
-	objects, catalog := embeddedStores(t)
+	objects, catalog := stores(t)
 	const file = "exports/job-9/Patient.ndjson"
 	if _, err := objects.Put(ctx, file, strings.NewReader("{}\n"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"fhir-binary-gateway/storage"
@@ -32,18 +31,26 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		meta[strings.ToLower(k)] = v
 	}
 	body := &bodyReader{ctx: ctx, r: r}
-	in := &s3.PutObjectInput{
-		Bucket:   aws.String(s.opts.Bucket),
-		Key:      aws.String(s.FullKey(key)),
-		Body:     body,
-		Metadata: meta,
-	}
+	bucket, full := aws.String(s.opts.Bucket), aws.String(s.FullKey(key))
+	var contentType *string
 	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
+		contentType = aws.String(opts.ContentType)
 	}
-	_, err := s.uploader.Upload(ctx, in)
+	first, eof, err := readPart(body, s.opts.PartSize)
+	uploadID := ""
+	switch {
+	case err != nil:
+	case eof:
+		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: bucket, Key: full, Body: &partReader{p: &first}, ContentLength: aws.Int64(first.size),
+			Metadata: meta, ContentType: contentType,
+		}, s.uploadOptions)
+		first.release()
+	default:
+		uploadID, err = s.putParts(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: full, Metadata: meta, ContentType: contentType}, first, body)
+	}
 	if err != nil {
-		s.abandon(ctx, key, err)
+		s.abandon(ctx, key, uploadID)
 		if body.err != nil { // the client's body or ctx failed: hand that back
 			return storage.ObjectInfo{}, fmt.Errorf("put %s: %w", key, body.err)
 		}
@@ -55,14 +62,13 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 // abandon removes what a failed upload may have left: its multipart upload
 // and, when the request was cancelled while S3 was completing it, the
 // object itself (the gateway never reuses a key, so nothing else is there).
-func (s *Store) abandon(ctx context.Context, key string, uploadErr error) {
+func (s *Store) abandon(ctx context.Context, key, uploadID string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	full := aws.String(s.FullKey(key))
 	bucket := aws.String(s.opts.Bucket)
-	var failed manager.MultiUploadFailure
-	if errors.As(uploadErr, &failed) && failed.UploadID() != "" {
-		_, _ = s.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: full, UploadId: aws.String(failed.UploadID())})
+	if uploadID != "" {
+		_, _ = s.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: full, UploadId: aws.String(uploadID)})
 	}
 	if ctx.Err() == nil {
 		return

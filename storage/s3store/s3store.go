@@ -24,7 +24,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -74,7 +73,7 @@ type Options struct {
 // Store is an ObjectStore over one bucket and prefix.
 type Store struct {
 	client   *s3.Client
-	uploader *manager.Uploader
+	unsigned bool // see UnsignedUploads
 	cfg      aws.Config
 	opts     Options
 }
@@ -138,20 +137,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if endpoint == "" {
 		endpoint = aws.ToString(cfg.BaseEndpoint)
 	}
-	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
-		u.PartSize = o.PartSize
-		u.Concurrency = o.Concurrency
-		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		// Put aborts failed uploads itself, with a context that outlives
-		// a cancelled request (see abandon).
-		u.LeavePartsOnError = true
-		if UnsignedUploads(endpoint) {
-			u.ClientOptions = append(u.ClientOptions, func(so *s3.Options) {
-				so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
-			})
-		}
-	})
-	return &Store{client: client, uploader: uploader, cfg: cfg, opts: o}, nil
+	return &Store{client: client, unsigned: UnsignedUploads(endpoint), cfg: cfg, opts: o}, nil
 }
 
 // httpClient bounds connecting and the wait for response headers, but not
@@ -217,8 +203,8 @@ func UnsignedUploads(endpoint string) bool {
 // UploadMemory and in a thirty-second of limit (the memory the process may
 // use), at least one. With the default 8 MiB parts that is 2 (24 MiB) from
 // 768 MiB of memory up and 1 below; 5 MiB parts get 3. An upload of fewer
-// parts holds fewer: the transfer manager reads a part only when a sender is
-// free, so in flight = min(parts, this). More in flight would hide S3's
+// parts holds fewer: Put reads the next part only while a sender is busy
+// or free, so in flight = min(parts, this). More in flight would hide S3's
 // per-part latency, but 3 × 8 MiB took the 1 GiB round trip past its 64 MiB
 // heap, and on a small machine an upload is bound by CPU (hashing, and the
 // S3 server's own work) first.

@@ -57,17 +57,11 @@ func (a auditLog) waitLines(n int) []map[string]any {
 	}
 }
 
-// hasExtension: the AuditEvent carries the gateway's extension named
-// suffix with that string value.
-func hasExtension(ev map[string]any, suffix, value string) bool {
-	exts, _ := ev["extension"].([]any)
-	for _, e := range exts {
-		m, _ := e.(map[string]any)
-		if u, _ := m["url"].(string); strings.HasSuffix(u, suffix) && m["valueString"] == value {
-			return true
-		}
-	}
-	return false
+// redirected reports whether an AuditEvent says the content was handed
+// out as a presigned URL ("307 redirect" in its outcomeDesc).
+func redirected(ev map[string]any) bool {
+	desc, _ := ev["outcomeDesc"].(string)
+	return strings.HasPrefix(desc, "307 redirect")
 }
 
 func (a auditLog) raw() string {
@@ -287,8 +281,8 @@ func TestAccessControl(t *testing.T) {
 				t.Fatalf("%d AuditEvents written, want 1", len(lines)-before)
 			}
 			ev := lines[before]
-			if redirected := hasExtension(ev, "audit-delivery", "redirect"); redirected != (c.status == http.StatusTemporaryRedirect) {
-				t.Errorf("AuditEvent of a %d: delivery=redirect is %v: %v", c.status, redirected, ev)
+			if r := redirected(ev); r != (c.status == http.StatusTemporaryRedirect) {
+				t.Errorf("AuditEvent of a %d: redirect is %v: %v", c.status, r, ev)
 			}
 			if c.check != nil {
 				c.check(t, res, data)
@@ -392,7 +386,8 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 // TestAuditSinkFailureServesNothing: when the AuditEvent cannot be written,
-// content is not served (503), by stream or by redirect.
+// content is not served (503), by stream or by redirect, and every event
+// lost is counted in fbg_audit_failures_total.
 func TestAuditSinkFailureServesNothing(t *testing.T) {
 	iss := authtest.New(t)
 	g, _ := jwtGateway(t, iss, func(c *config.Config) { c.AuditLog = "/dev/full" })
@@ -413,5 +408,11 @@ func TestAuditSinkFailureServesNothing(t *testing.T) {
 		if res.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", p)
 		}
+	}
+	// Two creates and three refused reads: five events lost (/metrics
+	// itself writes no AuditEvent).
+	_, metrics := g.do("GET", "/metrics", nil)
+	if got := metricValue(metrics, "fbg_audit_failures_total"); got != 5 {
+		t.Errorf("fbg_audit_failures_total = %v, want 5", got)
 	}
 }

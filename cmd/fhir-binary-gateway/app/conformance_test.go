@@ -223,9 +223,11 @@ func entries(r map[string]any) []map[string]any {
 // each behaviour of the conformance issue.
 func TestConformanceValidatorAndFindings(t *testing.T) {
 	dir := conformanceDir(t)
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	g := startGateway(t, embedded, func(c *config.Config) {
 		c.InlineMaxSize = 1024
 		c.MaxUploadSize = 64 << 10
+		c.AuditLog = auditPath
 	})
 	e := &emitted{t: t}
 	var fs []finding
@@ -441,7 +443,7 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 
 	// 401 and 403 come from a gateway with JWT access control.
 	iss := authtest.New(t)
-	jg, _ := jwtGateway(t, iss, nil)
+	jg, jwtAudit := jwtGateway(t, iss, nil)
 	res, body = jg.do(http.MethodGet, "/Binary/x", nil, fhir...)
 	e.add("401 OperationOutcome", res, body, 401, "OperationOutcome")
 	res, body = jg.do(http.MethodGet, "/Binary/x", nil, append(bearer(iss.For("app-a", "system/Patient.read")), fhir...)...)
@@ -459,6 +461,23 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	e.add("503 OperationOutcome", res, body, 503, "OperationOutcome")
 	res, body = dead.do(http.MethodGet, "/readyz", nil)
 	e.add("503 OperationOutcome (readyz)", res, body, 503, "OperationOutcome")
+
+	// The AuditEvents of all the above, one of each kind (interaction,
+	// operation, outcome and status), are R4 resources too.
+	kinds := map[string]bool{}
+	for _, l := range append(auditLog{t: t, path: auditPath}.lines(), jwtAudit.lines()...) {
+		sub, _ := json.Marshal(l["subtype"])
+		kind := fmt.Sprint(string(sub), l["outcome"], l["outcomeDesc"])
+		if kinds[kind] {
+			continue
+		}
+		kinds[kind] = true
+		raw, _ := json.Marshal(l)
+		e.keep("AuditEvent "+kind, raw, "AuditEvent")
+	}
+	if len(kinds) < 10 {
+		t.Errorf("only %d kinds of AuditEvent to validate", len(kinds))
+	}
 
 	e.validate(dir)
 	judge(t, fs)

@@ -359,3 +359,28 @@ func TestConditionalDeleteRacesUpdate(t *testing.T) {
 		})
 	}
 }
+
+// A download through the embedded store's signed URL sends X-Security-Context
+// as a streamed download does: the label of the version it serves.
+func TestSignedURLSendsTheVersionsLabel(t *testing.T) {
+	g := startGateway(t, embedded, func(c *config.Config) { c.DownloadMode = config.ModeRedirect })
+	id := g.upload([]byte("secret v1"), "text/plain", "X-Security-Context", "Group/secret")
+	res, body := g.do(http.MethodPut, "/Binary/"+id, strings.NewReader("other v2"), "Content-Type", "text/plain", "If-Match", `W/"1"`, "X-Security-Context", "Group/other")
+	wantStatus(t, res, body, http.StatusOK)
+	for path, want := range map[string]string{
+		"/Binary/" + id + "/$binary-access-read": "Group/other",
+		"/Binary/" + id + "/_history/1":          "Group/secret",
+		"/Binary/" + id + "/_history/2":          "Group/other",
+	} {
+		res, body := g.do(http.MethodGet, path, nil)
+		wantStatus(t, res, body, http.StatusTemporaryRedirect)
+		loc := res.Header.Get("Location")
+		if !strings.Contains(loc, "/_signed/") {
+			t.Fatalf("%s: not the embedded store's signed URL: %q", path, redactQuery(loc))
+		}
+		fres, _ := follow(t, loc)
+		if fres.StatusCode != http.StatusOK || fres.Header.Get("X-Security-Context") != want {
+			t.Errorf("%s through the signed URL: %d, X-Security-Context %q, want %q", path, fres.StatusCode, fres.Header.Get("X-Security-Context"), want)
+		}
+	}
+}
