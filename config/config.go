@@ -70,6 +70,7 @@ type Config struct {
 	CORSOrigins      []string       // browser origins allowed by CORS
 	StoreGzip        []string       // media types stored gzip-compressed
 	UploadSessionTTL time.Duration  // longest life of an upload session
+	CompleteTimeout  time.Duration  // floor of an upload complete's time limit (grown with the size)
 	IdleTimeout      time.Duration  // http.Server IdleTimeout (longer than the load balancer's)
 	MaxRetention     time.Duration  // longest expiry a Binary may have (0: no cap)
 }
@@ -118,6 +119,7 @@ func settings() []setting {
 		{"GATEWAY_CORS_ORIGINS", "cors-origins", "", "comma-separated browser origins allowed by CORS", func(c *Config, v string) error { c.CORSOrigins = splitList(v); return nil }},
 		{"GATEWAY_STORE_GZIP", "store-gzip", "application/fhir+ndjson,application/ndjson,application/x-ndjson", "media types stored gzip-compressed (empty: none)", func(c *Config, v string) error { c.StoreGzip = splitList(v); return nil }},
 		{"GATEWAY_UPLOAD_SESSION_TTL", "upload-session-ttl", "24h", "longest life of an upload session", func(c *Config, v string) (err error) { c.UploadSessionTTL, err = positiveDuration(v); return }},
+		{"GATEWAY_COMPLETE_TIMEOUT", "complete-timeout", "60s", "longest time an upload session's complete may take (S3 copy and read-back), grown by 1 s per 50 MiB of the upload", func(c *Config, v string) (err error) { c.CompleteTimeout, err = positiveDuration(v); return }},
 		{"GATEWAY_IDLE_TIMEOUT", "idle-timeout", "10m", "how long an idle keep-alive connection stays open (must exceed the load balancer's idle timeout)", func(c *Config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
 		{"GATEWAY_MAX_RETENTION", "max-retention", "0", "longest expiry a Binary may have, and the life given to one that names none (0: no cap)", func(c *Config, v string) (err error) { c.MaxRetention, err = nonNegDuration(v); return }},
 	}

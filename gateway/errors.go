@@ -217,6 +217,9 @@ func (s *Server) fhirPath(path string) bool {
 
 // logAttrs is a small helper so handlers can log with the request id.
 func logAttrs(c echo.Context, kv ...any) []any {
+	if id := traceID(c); id != "" {
+		return append([]any{slog.String("request_id", requestID(c)), slog.String("trace_id", id)}, kv...)
+	}
 	return append([]any{slog.String("request_id", requestID(c))}, kv...)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/gateway/audit"
@@ -43,6 +44,8 @@ type Deps struct {
 	Verifier auth.Verifier
 	// Audit takes one AuditEvent per access; nil drops them.
 	Audit audit.Sink
+	// Tracer makes a span of every request (see traced); nil: tracing off.
+	Tracer trace.TracerProvider
 }
 
 // Server is the gateway's HTTP handler.
@@ -61,6 +64,7 @@ type Server struct {
 	verifier auth.Verifier
 	audit    audit.Sink
 	trusted  map[string]bool
+	tracer   trace.Tracer // nil: tracing off
 }
 
 // New builds the Server and its routes.
@@ -108,8 +112,13 @@ func New(d Deps) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(d.Config.TrustedProxies)
+	e.Use(s.requestID)
+	if d.Tracer != nil {
+		s.tracer = d.Tracer.Tracer(TracerName)
+		e.Use(s.traced)
+	}
 	// CORS before the request bound, so a browser app can read the 414 too.
-	e.Use(s.requestID, s.observe, s.cors(), s.boundRequest, s.recoverPanics)
+	e.Use(s.observe, s.cors(), s.boundRequest, s.recoverPanics)
 	s.routes(e)
 	e.GET("/metrics", metricsHandler(reg))
 	s.echo = e

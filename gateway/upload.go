@@ -46,7 +46,7 @@ type uploadParameters struct {
 }
 
 func (s *Server) uploads() *lifecycle.Uploads {
-	return s.binaries.Uploads(lifecycle.UploadOptions{SessionTTL: s.cfg.UploadSessionTTL})
+	return s.binaries.Uploads(lifecycle.UploadOptions{SessionTTL: s.cfg.UploadSessionTTL, CompleteTimeout: s.cfg.CompleteTimeout})
 }
 
 // uploadStart is POST /Binary/$upload: a session for a Binary too large

@@ -155,6 +155,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := backends.OpenAccess(cfg, stdout); err != nil {
 		return err
 	}
+	if err := backends.OpenTracing(ctx, version); err != nil {
+		return err
+	}
+	if backends.Tracer != nil {
+		log.Info("OpenTelemetry tracing on: spans go over OTLP/HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT")
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("GATEWAY_LISTEN: %w", err)

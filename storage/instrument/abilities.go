@@ -24,9 +24,9 @@ type abortingObjects struct {
 }
 
 func (o *abortingObjects) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, dryRun bool) ([]string, error) {
-	start := time.Now()
-	keys, err := o.aborter.AbortStaleUploads(ctx, prefix, startedBefore, dryRun)
-	o.m.observe(ctx, o.name, "abort_stale_uploads", start, err)
+	cctx, call := o.m.begin(ctx, o.name, "abort_stale_uploads")
+	keys, err := o.aborter.AbortStaleUploads(cctx, prefix, startedBefore, dryRun)
+	call.end(ctx, err)
 	return keys, err
 }
 
@@ -50,9 +50,9 @@ type composingObjects struct {
 }
 
 func (o *composingObjects) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
-	start := time.Now()
-	info, err := o.composer.Compose(ctx, dst, srcs, opts)
-	o.m.observe(ctx, o.name, "compose", start, err)
+	cctx, call := o.m.begin(ctx, o.name, "compose")
+	info, err := o.composer.Compose(cctx, dst, srcs, opts)
+	call.end(ctx, err)
 	return info, err
 }
 
@@ -64,8 +64,8 @@ type composingAbortingObjects struct {
 }
 
 func (o *composingAbortingObjects) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
-	start := time.Now()
-	info, err := o.composer.Compose(ctx, dst, srcs, opts)
-	o.m.observe(ctx, o.name, "compose", start, err)
+	cctx, call := o.m.begin(ctx, o.name, "compose")
+	info, err := o.composer.Compose(cctx, dst, srcs, opts)
+	call.end(ctx, err)
 	return info, err
 }

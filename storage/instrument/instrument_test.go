@@ -1,11 +1,17 @@
 package instrument_test
 
 import (
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/boltcatalog"
@@ -88,4 +94,68 @@ func TestWrappedCatalogsConform(t *testing.T) {
 			return m.Catalog(c, "redis")
 		})
 	})
+}
+
+// With a tracer every call is a client span, the child of the caller's
+// span; an answer (not found) is no error, and the abilities stay visible.
+func TestTracedCallsAreChildSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	m := instrument.NewMetrics(prometheus.NewRegistry()).Trace(tp)
+	fs, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := m.Objects(newS3(t), "s3")
+	if _, ok := s3.(storage.UploadAborter); !ok {
+		t.Fatal("the traced S3 store hides AbortStaleUploads")
+	}
+	if _, ok := s3.(storage.Composer); !ok {
+		t.Fatal("the traced S3 store hides Compose")
+	}
+	objects := m.Objects(fs, "filesystem")
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "request")
+	if _, err := objects.Put(ctx, "a/b", strings.NewReader("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.Stat(ctx, "a/missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := objects.List(ctx, "a/", func(storage.ObjectInfo) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3.(storage.UploadAborter).AbortStaleUploads(ctx, "uploads/", time.Now(), true); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	want := map[string]string{"filesystem put": "", "filesystem stat": "not-found", "filesystem list": "", "s3 abort_stale_uploads": ""}
+	for _, s := range exp.GetSpans() {
+		if s.Name == "request" {
+			continue
+		}
+		outcome, ok := want[s.Name]
+		if !ok {
+			t.Errorf("unexpected span %q", s.Name)
+			continue
+		}
+		delete(want, s.Name)
+		if s.Parent.SpanID() != parent.SpanContext().SpanID() || s.SpanKind != trace.SpanKindClient {
+			t.Errorf("%s: parent %s kind %v, want a client span under %s", s.Name, s.Parent.SpanID(), s.SpanKind, parent.SpanContext().SpanID())
+		}
+		if s.Status.Code == codes.Error {
+			t.Errorf("%s: error status %q", s.Name, s.Status.Description)
+		}
+		got := ""
+		for _, a := range s.Attributes {
+			if a.Key == "fbg.store.outcome" {
+				got = a.Value.AsString()
+			}
+		}
+		if got != outcome {
+			t.Errorf("%s: outcome %q, want %q", s.Name, got, outcome)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no span for %v", want)
+	}
 }

@@ -31,6 +31,24 @@ type UploadOptions struct {
 	// asks for another within [MinPartSize, MaxPartSize]; grown so that no
 	// session needs more than MaxParts parts.
 	PartSize int64
+	// CompleteTimeout bounds joining and hashing the parts on complete
+	// (GATEWAY_COMPLETE_TIMEOUT): its own limit, not the backend timeout of
+	// one store call, since an S3 copy of gigabytes takes seconds. It grows
+	// with the upload at CompleteRate; 0 means DefaultCompleteTimeout.
+	CompleteTimeout time.Duration
+}
+
+// DefaultCompleteTimeout is the floor of a complete's time limit, and
+// CompleteRate the speed below which a large complete is given up: the
+// limit is max(CompleteTimeout, Length / CompleteRate).
+const (
+	DefaultCompleteTimeout = time.Minute
+	CompleteRate           = 50 << 20 // bytes per second
+)
+
+// completeTimeout is how long assembling s may take.
+func (u *Uploads) completeTimeout(s storage.UploadSession) time.Duration {
+	return max(u.o.CompleteTimeout, time.Duration(float64(s.Length)/CompleteRate*float64(time.Second)))
 }
 
 // Upload limits: parts are objects of their own, so S3's 5 MiB multipart
@@ -56,6 +74,9 @@ func (l *Binaries) Uploads(o UploadOptions) *Uploads {
 	}
 	if o.PartSize <= 0 {
 		o.PartSize = 16 << 20
+	}
+	if o.CompleteTimeout <= 0 {
+		o.CompleteTimeout = DefaultCompleteTimeout
 	}
 	return &Uploads{l: l, o: o}
 }
@@ -203,7 +224,9 @@ func (u *Uploads) Complete(ctx context.Context, s storage.UploadSession) (storag
 	}
 	b := s.Binary
 	b.LastUpdated = u.l.now().UTC().Truncate(time.Millisecond)
-	size, sum, info, err := u.assemble(ctx, s, b)
+	actx, acancel := context.WithTimeout(ctx, u.completeTimeout(s))
+	size, sum, info, err := u.assemble(actx, s, b)
+	acancel()
 	if err != nil {
 		return b, err
 	}

@@ -25,6 +25,11 @@ const composeInFlight = 4
 // server-side copies (UploadPartCopy): an upload session's parts become
 // the Binary's object without the gateway moving their bytes. A failure
 // aborts the multipart upload, so nothing is left at dst.
+//
+// The copies and their completion are bounded by ctx, not by the store's
+// Timeout: S3 answers UploadPartCopy once the part is copied, seconds for
+// a large part, so the caller gives ctx a limit sized to the object
+// (GATEWAY_COMPLETE_TIMEOUT). Starting the upload is an ordinary call.
 func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
 	if len(srcs) == 0 || len(srcs) > 10000 {
 		return storage.ObjectInfo{}, fmt.Errorf("compose %s: %d sources", dst, len(srcs))
@@ -37,7 +42,9 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
-	mu, err := s.client.CreateMultipartUpload(ctx, in)
+	sctx, cancel := s.answerWithin(ctx)
+	mu, err := s.client.CreateMultipartUpload(sctx, in)
+	cancel()
 	if err != nil {
 		return storage.ObjectInfo{}, s.mapError(ctx, "compose", dst, err)
 	}
@@ -60,7 +67,7 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 				Bucket: in.Bucket, Key: in.Key, UploadId: mu.UploadId,
 				PartNumber: aws.Int32(int32(i + 1)),
 				CopySource: aws.String(s.opts.Bucket + "/" + escapePath(s.FullKey(src))),
-			})
+			}, s.longCall)
 			if err != nil {
 				errs[i] = s.mapError(ctx, "compose part", src, err)
 				return
@@ -75,11 +82,15 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 	if _, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: in.Bucket, Key: in.Key, UploadId: mu.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	}); err != nil {
+	}, s.longCall); err != nil {
 		return abort(s.mapError(ctx, "compose", dst, err))
 	}
 	return storage.ObjectInfo{Key: dst, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
 }
+
+// longCall sends one call through the client without a response-header
+// timeout (see Compose).
+func (s *Store) longCall(o *s3.Options) { o.HTTPClient = s.long }
 
 // escapePath escapes each segment of a key for x-amz-copy-source.
 func escapePath(key string) string {

@@ -76,6 +76,11 @@ type Store struct {
 	unsigned bool // see UnsignedUploads
 	cfg      aws.Config
 	opts     Options
+	// long is the HTTP client of the calls whose answer rightly takes
+	// longer than Timeout (Compose's server-side copies): it connects
+	// within Timeout but then waits for the answer as long as the call's
+	// context allows (the upload complete's own limit).
+	long *awshttp.BuildableClient
 }
 
 var _ storage.ObjectStore = (*Store)(nil)
@@ -99,7 +104,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		o.Concurrency = UploadConcurrency(o.PartSize, MemoryLimit())
 	}
 	loads := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(httpClient(o.Timeout)),
+		config.WithHTTPClient(httpClient(o.Timeout, o.Timeout)),
 		config.WithRetryer(func() aws.Retryer {
 			// Two attempts with a short back-off keep an unreachable S3
 			// within a few seconds of Timeout; no retry quota, so a burst of
@@ -137,17 +142,18 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if endpoint == "" {
 		endpoint = aws.ToString(cfg.BaseEndpoint)
 	}
-	return &Store{client: client, unsigned: UnsignedUploads(endpoint), cfg: cfg, opts: o}, nil
+	return &Store{client: client, unsigned: UnsignedUploads(endpoint), cfg: cfg, opts: o, long: httpClient(o.Timeout, 0)}, nil
 }
 
-// httpClient bounds connecting and the wait for response headers, but not
-// the body: a download streams for as long as its client reads.
-func httpClient(timeout time.Duration) *awshttp.BuildableClient {
+// httpClient bounds connecting by timeout and the wait for response headers
+// by header (0: only the call's context does), but not the body: a
+// download streams for as long as its client reads.
+func httpClient(timeout, header time.Duration) *awshttp.BuildableClient {
 	return awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeout }).
 		WithTransportOptions(func(tr *http.Transport) {
 			tr.TLSHandshakeTimeout = timeout
-			tr.ResponseHeaderTimeout = timeout
+			tr.ResponseHeaderTimeout = header
 			tr.ExpectContinueTimeout = time.Second
 			tr.MaxIdleConnsPerHost = 64
 		})

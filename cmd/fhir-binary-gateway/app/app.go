@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/gateway"
@@ -45,7 +47,10 @@ type Backends struct {
 	// takes AuditEvents; OpenAccess sets both.
 	Verifier auth.Verifier
 	Audit    audit.Sink
-	closers  []func() error
+	// Tracer is the OpenTelemetry tracer provider (OpenTracing); nil when
+	// tracing is off.
+	Tracer  *sdktrace.TracerProvider
+	closers []func() error
 }
 
 // Close releases the catalog, the token verifier and the audit log.
@@ -187,11 +192,16 @@ func OpenBackendsRetrying(ctx context.Context, cfg config.Config, wait time.Dura
 }
 
 // NewServer builds the gateway over opened backends, with the stores
-// wrapped in metrics.
+// wrapped in metrics (and in spans when b.Tracer is set).
 func NewServer(cfg config.Config, b *Backends, log *slog.Logger, version string) *gateway.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := instrument.NewMetrics(reg)
+	var tp trace.TracerProvider
+	if b.Tracer != nil { // a nil *TracerProvider must not become a non-nil interface
+		tp = b.Tracer
+	}
+	m.Trace(tp)
 	objectsName, catalogName := "filesystem", "bbolt"
 	if cfg.UsesS3() {
 		objectsName = "s3"
@@ -210,6 +220,7 @@ func NewServer(cfg config.Config, b *Backends, log *slog.Logger, version string)
 		Audit:      b.Audit,
 		Logger:     log,
 		Version:    version,
+		Tracer:     tp,
 	})
 }
 

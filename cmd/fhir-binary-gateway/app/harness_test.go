@@ -78,6 +78,9 @@ func startGatewayLogging(t *testing.T, be backend, mod func(*config.Config), log
 	if err := b.OpenAccess(cfg, io.Discard); err != nil {
 		t.Fatalf("open access: %v", err)
 	}
+	if err := b.OpenTracing(context.Background(), "test"); err != nil { // off unless a test sets OTEL_EXPORTER_OTLP_ENDPOINT
+		t.Fatalf("open tracing: %v", err)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	switch {
 	case logs != nil:

@@ -64,6 +64,9 @@ locals {
     GATEWAY_IMPORT_PREFIXES    = join(",", var.import_prefixes)
     GATEWAY_STORE_GZIP         = var.store_gzip_types == null ? "" : join(",", var.store_gzip_types)
     GATEWAY_UPLOAD_SESSION_TTL = var.upload_session_ttl
+    GATEWAY_COMPLETE_TIMEOUT   = var.complete_timeout
+    # Tracing is off unless a collector is named (README: Tracing).
+    OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
     # GATEWAY_PRESIGN_SECRET is for the filesystem store's self-signed URLs
     # only; with S3, redirects are SigV4-presigned with the task role.
   }

@@ -577,6 +577,16 @@ variable "upload_session_ttl" {
   }
 }
 
+variable "complete_timeout" {
+  description = "GATEWAY_COMPLETE_TIMEOUT: longest time completing an upload session may take (S3 copies and read-back), grown by 1 s per 50 MiB of the upload (Go duration)."
+  type        = string
+  default     = "60s"
+  validation {
+    condition     = can(regex("^([0-9]+(ns|us|ms|s|m|h))+$", var.complete_timeout))
+    error_message = "complete_timeout must be a Go duration such as 60s."
+  }
+}
+
 # ---- logs, audit and compliance ----
 
 variable "access_logs_enabled" {
@@ -661,4 +671,14 @@ variable "api_gateway_in_front" {
   description = "The ALB is fronted by API Gateway (10 MB payloads, 29 s): the module then requires redirect_min_size and max_upload_size under 10MB and download_mode auto or redirect; larger uploads use upload sessions."
   type        = bool
   default     = false
+}
+
+variable "otlp_endpoint" {
+  description = "OTEL_EXPORTER_OTLP_ENDPOINT: OpenTelemetry collector (OTLP/HTTP) the gateway sends traces to, e.g. http://localhost:4318 for an ADOT sidecar; empty: tracing off."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.otlp_endpoint == "" || can(regex("^https?://[^/]+", var.otlp_endpoint))
+    error_message = "otlp_endpoint must be empty or an http(s) URL such as http://localhost:4318."
+  }
 }

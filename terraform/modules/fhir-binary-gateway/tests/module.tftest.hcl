@@ -219,6 +219,12 @@ run "settings_that_are_set_are_passed" {
     default_retention = "168h"
     alb_idle_timeout  = 3600
     task_memory       = 2048
+    otlp_endpoint     = "http://localhost:4318"
+  }
+
+  assert {
+    condition     = local.gateway_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318" && local.gateway_env["GATEWAY_COMPLETE_TIMEOUT"] == "60s"
+    error_message = "otlp_endpoint and complete_timeout must reach the task"
   }
 
   assert {
