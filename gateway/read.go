@@ -166,7 +166,13 @@ func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, mode summaryM
 	}
 	var body io.ReadCloser
 	if withData && b.Size > 0 && c.Request().Method != http.MethodHead {
-		if body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size); err != nil {
+		// data is the content, so gzip-stored content is decoded for it.
+		if b.Encoding == storage.EncodingGzip {
+			body, err = storage.OpenDecoded(c.Request().Context(), s.objects, b.ObjectKey, 0, b.Size)
+		} else {
+			body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size)
+		}
+		if err != nil {
 			return objectError(err)
 		}
 		defer body.Close()
@@ -227,6 +233,12 @@ func (s *Server) signedDownload(c echo.Context) error {
 	}
 	ct := content{key: g.Key, size: info.Size, modTime: info.ModTime, contentType: g.ContentType}
 	ct.filename = filenameFromDisposition(g.ContentDisposition)
+	if storage.IsGzip(info.ContentEncoding) || info.Metadata["content-encoding"] == storage.EncodingGzip {
+		// The URL was issued to a client that takes gzip; another that
+		// does not is sent the decoded content, chunked (its length is
+		// the record's, which a signed URL does not name).
+		ct.encoding, ct.storedSize, ct.size = storage.EncodingGzip, info.Size, -1
+	}
 	return s.serveContent(c, ct, false, func() error { return nil })
 }
 

@@ -37,6 +37,9 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
+	if opts.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(opts.ContentEncoding)
+	}
 	mu, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return storage.ObjectInfo{}, s.mapError(ctx, "compose", dst, err)
@@ -78,7 +81,7 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 	}); err != nil {
 		return abort(s.mapError(ctx, "compose", dst, err))
 	}
-	return storage.ObjectInfo{Key: dst, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
+	return storage.ObjectInfo{Key: dst, ModTime: time.Now(), ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: meta}, nil
 }
 
 // escapePath escapes each segment of a key for x-amz-copy-source.

@@ -41,6 +41,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
+	if opts.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(opts.ContentEncoding)
+	}
 	_, err := s.uploader.Upload(ctx, in)
 	if err != nil {
 		s.abandon(ctx, key, err)
@@ -49,7 +52,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		}
 		return storage.ObjectInfo{}, s.mapError(ctx, "put", key, err)
 	}
-	return storage.ObjectInfo{Key: key, Size: body.n, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
+	return storage.ObjectInfo{Key: key, Size: body.n, ModTime: time.Now(), ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: meta}, nil
 }
 
 // abandon removes what a failed upload may have left: its multipart upload
@@ -193,10 +196,11 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 		return storage.ObjectInfo{}, s.mapError(ctx, "stat", key, err)
 	}
 	info := storage.ObjectInfo{
-		Key:         key,
-		Size:        aws.ToInt64(out.ContentLength),
-		ModTime:     aws.ToTime(out.LastModified),
-		ContentType: aws.ToString(out.ContentType),
+		Key:             key,
+		Size:            aws.ToInt64(out.ContentLength),
+		ModTime:         aws.ToTime(out.LastModified),
+		ContentType:     aws.ToString(out.ContentType),
+		ContentEncoding: aws.ToString(out.ContentEncoding),
 	}
 	if len(out.Metadata) > 0 {
 		info.Metadata = make(map[string]string, len(out.Metadata))
