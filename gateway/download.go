@@ -223,6 +223,12 @@ func objectError(err error) error {
 		return p
 	case errors.Is(err, storage.ErrInvalidRange):
 		return problem(http.StatusRequestedRangeNotSatisfiable, "invalid", "the range lies outside the content")
+	case errors.Is(err, storage.ErrBadEncoding):
+		// A stored gzip object that does not decode: the server's fault,
+		// not the client's (ErrBadEncoding is a 400 only for uploads).
+		p := problem(http.StatusInternalServerError, "exception", "the stored content is corrupt")
+		p.cause = err
+		return p
 	}
 	return err
 }

@@ -10,9 +10,11 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/storage"
@@ -459,5 +461,98 @@ func TestGzipImport(t *testing.T) {
 				t.Errorf("import of a corrupt gzip file: %d %s, want 400", res.StatusCode, truncateBody(body))
 			}
 		})
+	}
+}
+
+// TestGzipStaysBounded: compressing an upload, checking a gzip upload and
+// decoding a download all stream: 128 MiB of ndjson each way keep the
+// heap's growth under 64 MiB (the client lives in this process too).
+func TestGzipStaysBounded(t *testing.T) {
+	const size = 128 << 20
+	g := startGateway(t, real, func(c *config.Config) {
+		c.DownloadMode = config.ModeStream
+		c.BackendTimeout = 30 * time.Second
+	})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	w := watchHeap()
+
+	post := func(body io.Reader, hdr ...string) string {
+		req, _ := http.NewRequest(http.MethodPost, g.url+"/Binary", body)
+		req.Header.Set("Content-Type", "application/fhir+ndjson")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := rawClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var r struct{ ID string }
+		if err := json.NewDecoder(res.Body).Decode(&r); err != nil || res.StatusCode != 201 {
+			t.Fatalf("upload: %d %v", res.StatusCode, err)
+		}
+		return r.ID
+	}
+	compressed := post(&ndjsonStream{left: size})
+	pr, pw := io.Pipe()
+	go func() {
+		zw := gzip.NewWriter(pw)
+		_, err := io.Copy(zw, &ndjsonStream{left: size})
+		if err == nil {
+			err = zw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	asSent := post(pr, "Content-Encoding", "gzip")
+
+	want := sha(mustRead(t, &ndjsonStream{left: 1 << 20})) // a prefix, to check the start
+	for _, id := range []string{compressed, asSent} {
+		res, err := rawClient.Get(g.url + "/Binary/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 1<<20)
+		if _, err := io.ReadFull(res.Body, head); err != nil || sha(head) != want {
+			t.Fatalf("Binary/%s: the decoded download does not start with the content (%v)", id, err)
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil || n+int64(len(head)) != size || res.ContentLength != size {
+			t.Fatalf("Binary/%s: %d of %d decoded bytes (Content-Length %d): %v", id, n+int64(len(head)), size, res.ContentLength, err)
+		}
+	}
+	peak := w.Stop()
+	growth := int64(peak) - int64(before.HeapInuse)
+	t.Logf("peak heap %d MiB (%d MiB above the start)", peak>>20, growth>>20)
+	if growth > 64<<20 {
+		t.Errorf("heap grew by %d MiB over 128 MiB of gzip work; want under 64 MiB", growth>>20)
+	}
+}
+
+func mustRead(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A stored gzip object that no longer decodes is the server's fault: 500,
+// never a 400 blaming the client.
+func TestGzipCorruptStoredObject(t *testing.T) {
+	g := startGateway(t, embedded, func(c *config.Config) { c.DownloadMode = config.ModeStream })
+	id := g.upload(exportNDJSON(10<<10), "application/fhir+ndjson")
+	rec, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.be.Objects.Put(context.Background(), rec.ObjectKey, strings.NewReader("no longer gzip"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := g.rawDo(http.MethodGet, "/Binary/"+id, nil); res.StatusCode != 500 || !strings.Contains(string(body), "OperationOutcome") {
+		t.Errorf("a corrupt stored object to a plain client: %d %s, want 500", res.StatusCode, truncateBody(body))
 	}
 }
