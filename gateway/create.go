@@ -51,12 +51,24 @@ func (s *Server) create(c echo.Context) error {
 // Binary): decoded from a FHIR JSON Binary when the body is one, else
 // as-is. urlID, on an update, is the id the body's own id must agree with.
 func (s *Server) storeBody(c echo.Context, cur *storage.Binary, w lifecycle.Write, urlID string) (storage.Binary, error) {
+	ce, err := requestEncoding(c.Request().Header)
+	if err != nil {
+		return storage.Binary{}, err
+	}
+	// A digest covers the bytes as sent (RFC 9530), gzip or not.
 	body, err := verifiedBody(c.Request(), clientBody{c.Request().Body})
 	if err != nil {
 		return storage.Binary{}, err
 	}
 	if !fhirJSONTypes[baseType(w.ContentType)] {
+		// A gzip body is stored as sent, once it decodes.
+		w.Encoding = ce
 		return s.store(c, cur, w, body, nil)
+	}
+	if ce == storage.EncodingGzip {
+		// The parser reads the resource: a gzip JSON body is decoded first
+		// (its Binary's content is then stored as any other).
+		body = &gunzipBody{r: body}
 	}
 	p := newBinaryParserFor(w.ContentType, lifecycle.Limit(body, s.cfg.MaxUploadSize))
 	hasData, err := p.head()

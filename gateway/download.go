@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"path"
@@ -22,8 +23,11 @@ import (
 // content is what a raw download serves: one object and its headers.
 type content struct {
 	key             string
-	size            int64
+	size            int64  // of the content (decoded); -1 when unknown
 	etag            string // strong, quoted; "" when unknown
+	encoding        string // "gzip": the object holds the content gzip-compressed
+	storedSize      int64  // of the object, when encoded
+	gzipETag        string // of the gzip representation, when encoded
 	modTime         time.Time
 	contentType     string
 	filename        string
@@ -44,13 +48,17 @@ func binaryContent(b storage.Binary) content {
 	if b.SHA256 != "" {
 		ct.etag = strongETag(b.SHA256)
 	}
+	if b.Encoding == storage.EncodingGzip {
+		ct.encoding, ct.storedSize, ct.gzipETag = b.Encoding, b.StoredSize, gzipETag(b)
+	}
 	return ct
 }
 
-// setContentHeaders writes the headers every raw answer carries, 304 included.
-func setContentHeaders(h http.Header, ct content) {
-	if ct.etag != "" {
-		h.Set("ETag", ct.etag)
+// setContentHeaders writes the headers every raw answer of representation
+// rep carries, 304 included.
+func setContentHeaders(h http.Header, ct content, rep encodedRep) {
+	if rep.etag != "" {
+		h.Set("ETag", rep.etag)
 	}
 	if !ct.modTime.IsZero() {
 		h.Set("Last-Modified", ct.modTime.UTC().Format(http.TimeFormat))
@@ -75,32 +83,43 @@ func setContentHeaders(h http.Header, ct content) {
 func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, beforeBody func() error) error {
 	req := c.Request()
 	h := c.Response().Header()
-	v := validator{etag: ct.etag, modTime: ct.modTime}
+	// Every answer depends on Accept-Encoding once some content is stored
+	// gzip: caches are told so for all of them alike.
+	addVary(h, "Accept-Encoding")
+	rep, p := chooseRep(req.Header, ct)
+	if p != nil {
+		return p
+	}
+	v := validator{etag: rep.etag, modTime: ct.modTime}
 	switch evalConditions(req.Header, req.Method, v) {
 	case notModified:
-		setContentHeaders(h, ct)
+		setContentHeaders(h, ct, rep)
 		return c.NoContent(http.StatusNotModified)
 	case preconditionFailed:
 		return problem(http.StatusPreconditionFailed, "conflict", "a precondition (If-Match / If-Unmodified-Since) does not hold")
 	}
 
-	rng, kind := byteRange{start: 0, length: ct.size}, rangeNone
-	if rangeApplies(req.Header, v) {
-		if r, k := parseRange(req.Header.Get("Range"), ct.size); k != rangeNone {
+	// A Range counts bytes of the representation sent: of the gzip bytes
+	// to a client that takes them, of the decoded content otherwise.
+	rng, kind := byteRange{start: 0, length: rep.size}, rangeNone
+	if rep.size >= 0 && rangeApplies(req.Header, v) {
+		if r, k := parseRange(req.Header.Get("Range"), rep.size); k != rangeNone {
 			rng, kind = r, k
 		}
 	}
 	if kind == rangeUnsatisfiable {
-		return problem(http.StatusRequestedRangeNotSatisfiable, "invalid", "the range lies outside the content's %d bytes", ct.size).
-			with("Content-Range", "bytes */"+strconv.FormatInt(ct.size, 10))
+		return problem(http.StatusRequestedRangeNotSatisfiable, "invalid", "the range lies outside the content's %d bytes", rep.size).
+			with("Content-Range", "bytes */"+strconv.FormatInt(rep.size, 10))
 	}
 
 	// A request with validators is streamed: the client repeats them to S3,
 	// which would judge them by its own ETag (MD5) and its own
 	// Last-Modified, not the gateway's, and MinIO ignores If-Range: a stale
 	// If-Range would get the new version's bytes as a part of the old.
-	if allowRedirect && req.Method == http.MethodGet && s.redirects(ct.size) && !hasValidators(req.Header) {
-		u, err := s.presignFor(c, ct)
+	// Content stored gzip is redirected only to a client that takes gzip:
+	// S3 cannot decode it for the others.
+	if allowRedirect && req.Method == http.MethodGet && !rep.decode && s.redirects(rep.size) && !hasValidators(req.Header) {
+		u, err := s.presignFor(c, ct, rep)
 		if err != nil {
 			s.log.Warn("presign failed; streaming instead", logAttrs(c, "error", err.Error())...)
 		} else if u.URL != "" {
@@ -117,11 +136,15 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 	}
 
 	var body io.ReadCloser
-	if req.Method != http.MethodHead && rng.length > 0 {
+	if req.Method != http.MethodHead && rng.length != 0 {
 		// Open before any header is written, so a missing object is still an
 		// error response rather than a broken 200.
 		var err error
-		body, err = s.objects.Open(req.Context(), ct.key, rng.start, rng.length)
+		if rep.decode {
+			body, err = storage.OpenDecoded(req.Context(), s.objects, ct.key, rng.start, rng.length)
+		} else {
+			body, err = s.objects.Open(req.Context(), ct.key, rng.start, rng.length)
+		}
 		if err != nil {
 			return objectError(err)
 		}
@@ -133,20 +156,33 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 	if err := beforeBody(); err != nil {
 		return err
 	}
-	setContentHeaders(h, ct)
+	setContentHeaders(h, ct, rep)
 	h.Set(echo.HeaderContentType, ct.contentType)
-	h.Set(echo.HeaderContentLength, strconv.FormatInt(rng.length, 10))
+	if rep.gzip {
+		h.Set(echo.HeaderContentEncoding, storage.EncodingGzip)
+	}
+	if rng.length >= 0 {
+		h.Set(echo.HeaderContentLength, strconv.FormatInt(rng.length, 10))
+	}
 	status := http.StatusOK
 	if kind == rangeSingle {
 		status = http.StatusPartialContent
-		h.Set("Content-Range", contentRange(rng, ct.size))
+		h.Set("Content-Range", contentRange(rng, rep.size))
 	}
 	c.Response().WriteHeader(status)
 	if body == nil {
 		return nil
 	}
+	if rng.length < 0 {
+		// Decoded content of unknown length (a signed URL of an object
+		// with no record): sent chunked, to its end.
+		return s.copyBody(c, c.Response(), body, toTheEnd)
+	}
 	return s.copyBody(c, c.Response(), body, rng.length)
 }
+
+// toTheEnd is copyBody's length for a body whose end is its own.
+const toTheEnd = math.MaxInt64
 
 // hasValidators reports whether a request carries conditional headers.
 func hasValidators(h http.Header) bool {
@@ -163,7 +199,7 @@ func hasValidators(h http.Header) bool {
 // aborts the connection: the client sees a short body, never a clean end.
 func (s *Server) copyBody(c echo.Context, dst io.Writer, body io.Reader, n int64) error {
 	written, err := copyContent(dst, body, n)
-	if err == nil && written < n {
+	if err == nil && written < n && n != toTheEnd {
 		err = fmt.Errorf("object ended after %d of %d bytes", written, n)
 	}
 	if err != nil {
@@ -187,6 +223,12 @@ func objectError(err error) error {
 		return p
 	case errors.Is(err, storage.ErrInvalidRange):
 		return problem(http.StatusRequestedRangeNotSatisfiable, "invalid", "the range lies outside the content")
+	case errors.Is(err, storage.ErrBadEncoding):
+		// A stored gzip object that does not decode: the server's fault,
+		// not the client's (ErrBadEncoding is a 400 only for uploads).
+		p := problem(http.StatusInternalServerError, "exception", "the stored content is corrupt")
+		p.cause = err
+		return p
 	}
 	return err
 }
@@ -205,7 +247,11 @@ func (s *Server) redirects(size int64) bool {
 	return false
 }
 
-func (s *Server) presignFor(c echo.Context, ct content) (presign.URL, error) {
+func (s *Server) presignFor(c echo.Context, ct content, rep encodedRep) (presign.URL, error) {
+	var encoding string
+	if rep.gzip {
+		encoding = storage.EncodingGzip
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.backendTimeout())
 	defer cancel()
 	return s.signer.Presign(ctx, presign.Request{
@@ -215,6 +261,7 @@ func (s *Server) presignFor(c echo.Context, ct content) (presign.URL, error) {
 		Now:                s.now(),
 		ContentType:        ct.contentType,
 		ContentDisposition: contentDisposition(ct.filename),
+		ContentEncoding:    encoding,
 		BaseURL:            s.rootURL(c),
 	})
 }

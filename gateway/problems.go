@@ -30,6 +30,8 @@ func lifecycleProblem(err error) *Problem {
 		return problem(http.StatusRequestEntityTooLarge, "too-long", "%s", fromSentinel(err, lifecycle.ErrTooLarge))
 	case errors.Is(err, lifecycle.ErrPrecondition):
 		return problem(http.StatusPreconditionFailed, "conflict", "%s", fromSentinel(err, lifecycle.ErrPrecondition))
+	case errors.Is(err, storage.ErrBadEncoding):
+		return badRequest("%s", fromSentinel(err, storage.ErrBadEncoding))
 	case errors.Is(err, operator.ErrPastExpiry), errors.Is(err, storage.ErrInvalidKey):
 		return badRequest("%v", err)
 	case errors.Is(err, storage.ErrNotFound):

@@ -167,7 +167,13 @@ func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, mode summaryM
 	}
 	var body io.ReadCloser
 	if withData && b.Size > 0 && c.Request().Method != http.MethodHead {
-		if body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size); err != nil {
+		// data is the content, so gzip-stored content is decoded for it.
+		if b.Encoding == storage.EncodingGzip {
+			body, err = storage.OpenDecoded(c.Request().Context(), s.objects, b.ObjectKey, 0, b.Size)
+		} else {
+			body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size)
+		}
+		if err != nil {
 			return objectError(err)
 		}
 		defer body.Close()
@@ -230,6 +236,16 @@ func (s *Server) signedDownload(c echo.Context) error {
 	ct := content{key: g.Key, size: info.Size, modTime: info.ModTime, contentType: g.ContentType}
 	ct.filename = filenameFromDisposition(g.ContentDisposition)
 	ct.securityContext = label // as a streamed download says it
+	if storage.IsGzip(info.ContentEncoding) || info.Metadata["content-encoding"] == storage.EncodingGzip {
+		// The URL was issued to a client that takes gzip; another that
+		// does not is sent the decoded content, whose length and ETags
+		// are the version's record's (an imported file has none that the
+		// key names: its decoded content is sent chunked).
+		ct.encoding, ct.storedSize, ct.size = storage.EncodingGzip, info.Size, -1
+		if v, ok := s.signedVersion(c, g.Key); ok && v.StoredSize == info.Size {
+			ct.size, ct.etag, ct.gzipETag = v.Size, strongETag(v.SHA256), gzipETag(v)
+		}
+	}
 	return s.serveContent(c, ct, false, func() error { return nil })
 }
 
@@ -263,6 +279,24 @@ func (s *Server) signedStillLive(c echo.Context, key string) (string, error) {
 		return "", problem(http.StatusGone, "deleted", "the content is no longer available: Binary/%s is gone", cur.ID)
 	}
 	return label, nil
+}
+
+// signedVersion is the record of the version whose object key is key, when
+// the key names one.
+func (s *Server) signedVersion(c echo.Context, key string) (storage.Binary, bool) {
+	ref, n, ok := storage.RefOfObject(key)
+	if !ok {
+		return storage.Binary{}, false
+	}
+	cur, err := s.binaries.Current(c.Request().Context(), ref)
+	if err != nil {
+		return storage.Binary{}, false
+	}
+	v, err := s.binaries.Version(c.Request().Context(), cur, n)
+	if err != nil || v.ObjectKey != key {
+		return storage.Binary{}, false
+	}
+	return v, true
 }
 
 func filenameFromDisposition(cd string) string {

@@ -90,6 +90,7 @@ func New(d Deps) *Server {
 		DefaultRetention: d.Config.DefaultRetention,
 		MaxRetention:     d.Config.MaxRetention,
 		ImportPrefixes:   d.Config.ImportPrefixes,
+		StoreGzip:        d.Config.StoreGzip,
 		BackendTimeout:   s.backendTimeout(),
 		Now:              d.Now,
 		Log:              d.Logger,

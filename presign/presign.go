@@ -22,6 +22,10 @@ type Request struct {
 	// (S3 response-content-type / response-content-disposition overrides).
 	ContentType        string
 	ContentDisposition string
+	// ContentEncoding, when set ("gzip"), is the Content-Encoding the fetch
+	// answers with (response-content-encoding): the object holds gzip bytes
+	// and the client accepts them.
+	ContentEncoding string
 	// BaseURL is the gateway's external base (scheme://host[/basepath]),
 	// for presigners that point back at the gateway.
 	BaseURL string
@@ -67,6 +71,7 @@ type Grant struct {
 	Key                string
 	ContentType        string
 	ContentDisposition string
+	ContentEncoding    string // "" or "gzip"
 	Expires            time.Time
 }
 

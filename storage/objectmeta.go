@@ -11,7 +11,8 @@ import (
 
 // ObjectMetadata is what an object carries of its Binary, so that the
 // objects alone are enough to rebuild the catalog (reindex). The SHA-256 is
-// not known until the bytes have been written, so reindex recomputes it.
+// not known until the bytes have been written, so reindex recomputes it
+// (and, for a gzip object, the decoded size).
 func ObjectMetadata(b Binary) map[string]string {
 	m := map[string]string{
 		"binary-id":      b.ID,
@@ -30,6 +31,7 @@ func ObjectMetadata(b Binary) map[string]string {
 	put("owner", b.Owner)
 	put("via", b.Via)
 	put("language", b.Language)
+	put("content-encoding", b.Encoding)
 	if len(b.Tags)+len(b.Security) > 0 {
 		// Compact JSON, so reindex restores them too (S3 keeps 2 KiB of
 		// user metadata in all: codings beyond 1 KiB are left to the catalog).
@@ -102,6 +104,10 @@ func BinaryFromObject(info ObjectInfo) (Binary, error) {
 	}
 	if b.ContentType == "" {
 		b.ContentType = info.ContentType
+	}
+	if get("content-encoding") == EncodingGzip || IsGzip(info.ContentEncoding) {
+		// Size is then the stored size: reindex decodes to learn the content's.
+		b.Encoding, b.StoredSize = EncodingGzip, info.Size
 	}
 	return b, nil
 }

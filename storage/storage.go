@@ -49,6 +49,9 @@ type ObjectInfo struct {
 	Size        int64
 	ModTime     time.Time
 	ContentType string
+	// ContentEncoding is the object's content coding (S3 Content-Encoding),
+	// "" for none.
+	ContentEncoding string
 	// Metadata is the user metadata written with the object (keys lower case).
 	Metadata map[string]string
 }
@@ -56,6 +59,9 @@ type ObjectInfo struct {
 // PutOptions are written with an object.
 type PutOptions struct {
 	ContentType string
+	// ContentEncoding is the content coding of the bytes written ("gzip"),
+	// kept with the object (S3 Content-Encoding); "" for none.
+	ContentEncoding string
 	// Metadata is user metadata (S3 x-amz-meta-*). Keys are lower-case ASCII
 	// letters, digits and '-'; values are printable ASCII.
 	Metadata map[string]string
@@ -90,18 +96,24 @@ type Ref struct {
 
 // Binary is the catalog's record of one version of a Binary resource.
 type Binary struct {
-	Tenant          string    `json:"tenant,omitempty"`
-	ID              string    `json:"id"`
-	Version         int       `json:"version"`
-	ObjectKey       string    `json:"objectKey,omitempty"`
-	ContentType     string    `json:"contentType,omitempty"`
-	SecurityContext string    `json:"securityContext,omitempty"`
-	Filename        string    `json:"filename,omitempty"`
-	Size            int64     `json:"size"`
-	SHA256          string    `json:"sha256,omitempty"` // lower-case hex
-	Owner           string    `json:"owner,omitempty"`  // client id that owns it
-	LastUpdated     time.Time `json:"lastUpdated"`
-	ExpiresAt       time.Time `json:"expiresAt,omitzero"` // zero: never
+	Tenant          string `json:"tenant,omitempty"`
+	ID              string `json:"id"`
+	Version         int    `json:"version"`
+	ObjectKey       string `json:"objectKey,omitempty"`
+	ContentType     string `json:"contentType,omitempty"`
+	SecurityContext string `json:"securityContext,omitempty"`
+	Filename        string `json:"filename,omitempty"`
+	Size            int64  `json:"size"`             // of the content (decoded)
+	SHA256          string `json:"sha256,omitempty"` // of the content (decoded), lower-case hex
+	// Encoding is the content coding the object is stored in ("gzip"), ""
+	// when it holds the content as is. StoredSize and StoredSHA256 are then
+	// those of the stored (encoded) bytes.
+	Encoding     string    `json:"encoding,omitempty"`
+	StoredSize   int64     `json:"storedSize,omitempty"`
+	StoredSHA256 string    `json:"storedSha256,omitempty"`
+	Owner        string    `json:"owner,omitempty"` // client id that owns it
+	LastUpdated  time.Time `json:"lastUpdated"`
+	ExpiresAt    time.Time `json:"expiresAt,omitzero"` // zero: never
 	// Deleted is set on the record Get returns for a deleted Binary (a
 	// tombstone): Version is then the last version and LastUpdated the time
 	// of deletion.

@@ -66,12 +66,15 @@ func (s *Signer) Presign(ctx context.Context, r presign.Request) (presign.URL, e
 		return presign.URL{}, nil
 	}
 	exp := strconv.FormatInt(expires, 10)
-	sig := hex.EncodeToString(s.sign(r.Key, exp, r.ContentType, r.ContentDisposition))
+	sig := hex.EncodeToString(s.sign(r.Key, exp, r.ContentType, r.ContentDisposition, r.ContentEncoding))
 	u := strings.TrimRight(r.BaseURL, "/") + "/_signed/" + escapeKey(r.Key) +
 		"?expires=" + exp +
 		"&ct=" + url.QueryEscape(r.ContentType) +
-		"&cd=" + url.QueryEscape(r.ContentDisposition) +
-		"&sig=" + sig
+		"&cd=" + url.QueryEscape(r.ContentDisposition)
+	if r.ContentEncoding != "" {
+		u += "&ce=" + url.QueryEscape(r.ContentEncoding)
+	}
+	u += "&sig=" + sig
 	return presign.URL{URL: u, Expires: time.Unix(expires, 0)}, nil
 }
 
@@ -105,6 +108,14 @@ func (s *Signer) Verify(key string, q url.Values, now time.Time) (Grant, error) 
 			return Grant{}, err
 		}
 	}
+	// ce (the Content-Encoding) is there only when the URL names one.
+	var ce string
+	if v, ok := q["ce"]; ok {
+		if len(v) != 1 || v[0] == "" {
+			return Grant{}, fmt.Errorf("%w: want at most one non-empty ce", ErrMalformed)
+		}
+		ce = v[0]
+	}
 	expires, err := strconv.ParseInt(exp, 10, 64)
 	if err != nil || exp != strconv.FormatInt(expires, 10) {
 		return Grant{}, fmt.Errorf("%w: expires %q is not a Unix time", ErrMalformed, exp)
@@ -113,18 +124,18 @@ func (s *Signer) Verify(key string, q url.Values, now time.Time) (Grant, error) 
 	if err != nil || len(sig) != sha256.Size {
 		return Grant{}, fmt.Errorf("%w: sig is not a hex SHA-256 HMAC", ErrMalformed)
 	}
-	if !hmac.Equal(sig, s.sign(key, exp, ct, cd)) {
+	if !hmac.Equal(sig, s.sign(key, exp, ct, cd, ce)) {
 		// A client or proxy that re-escaped the path (',' as %2C) hands the
 		// router the raw path, so the key arrives still escaped. The
 		// signature covers the key, so the unescaped key is granted only
 		// when it is the one signed.
 		raw, err := url.PathUnescape(key)
-		if err != nil || raw == key || !hmac.Equal(sig, s.sign(raw, exp, ct, cd)) {
+		if err != nil || raw == key || !hmac.Equal(sig, s.sign(raw, exp, ct, cd, ce)) {
 			return Grant{}, ErrBadSignature
 		}
 		key = raw
 	}
-	g := Grant{Key: key, ContentType: ct, ContentDisposition: cd, Expires: time.Unix(expires, 0)}
+	g := Grant{Key: key, ContentType: ct, ContentDisposition: cd, ContentEncoding: ce, Expires: time.Unix(expires, 0)}
 	if !now.Before(g.Expires) {
 		return Grant{}, ErrExpired
 	}
@@ -132,11 +143,15 @@ func (s *Signer) Verify(key string, q url.Values, now time.Time) (Grant, error) 
 }
 
 // sign is HMAC-SHA256 over the fields, each length-prefixed so that no two
-// different field lists share an input.
-func (s *Signer) sign(key, expires, ct, cd string) []byte {
+// different field lists share an input. The encoding is a field only when
+// set, so URLs issued before it was signed stay valid.
+func (s *Signer) sign(key, expires, ct, cd, ce string) []byte {
 	m := hmac.New(sha256.New, s.secret)
 	for _, f := range []string{label, key, expires, ct, cd} {
 		writeField(m, f)
+	}
+	if ce != "" {
+		writeField(m, ce)
 	}
 	return m.Sum(nil)
 }

@@ -267,3 +267,47 @@ func TestAwkwardKeysThroughTheRouter(t *testing.T) {
 		t.Errorf("a tampered key answered %d", code)
 	}
 }
+
+// A URL for gzip content names its encoding, signed: dropping or changing
+// ce is refused, and a URL without one still verifies as before.
+func TestContentEncodingIsSigned(t *testing.T) {
+	s := New(secret)
+	r := request("binaries/abc/1")
+	r.ContentEncoding = "gzip"
+	u, err := s.Presign(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, q := split(t, u.URL)
+	g, err := s.Verify(key, q, now)
+	if err != nil || g.ContentEncoding != "gzip" {
+		t.Fatalf("Verify = %+v, %v; want ContentEncoding gzip", g, err)
+	}
+	for name, change := range map[string]func(url.Values){
+		"dropped": func(v url.Values) { v.Del("ce") },
+		"changed": func(v url.Values) { v.Set("ce", "br") },
+		"twice":   func(v url.Values) { v.Add("ce", "gzip") },
+		"empty":   func(v url.Values) { v.Set("ce", "") },
+	} {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = append([]string(nil), vs...)
+		}
+		change(v)
+		if _, err := s.Verify(key, v, now); err == nil {
+			t.Errorf("ce %s: verified", name)
+		}
+	}
+	plain, err := s.Presign(t.Context(), request("binaries/abc/1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, q = split(t, plain.URL)
+	if q.Has("ce") {
+		t.Errorf("a URL without an encoding carries ce: %s", plain.URL)
+	}
+	q.Set("ce", "gzip")
+	if _, err := s.Verify(key, q, now); err == nil {
+		t.Error("ce added to a URL signed without it: verified")
+	}
+}

@@ -105,12 +105,14 @@ func compare(t *testing.T, p *Presigner, wantURL string, keys []string) {
 	}
 	now := time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC)
 	for _, key := range keys {
-		for _, over := range []struct{ ct, cd string }{
-			{"application/fhir+ndjson", `attachment; filename="Patient.ndjson"`},
-			{"text/plain; charset=utf-8", `attachment; filename="a b+c%20d=e&f;g~h!*'()ü.txt"`},
-			{"", ""},
+		for _, over := range []struct{ ct, cd, ce string }{
+			{"application/fhir+ndjson", `attachment; filename="Patient.ndjson"`, ""},
+			{"application/fhir+ndjson", `attachment; filename="Patient.ndjson"`, "gzip"},
+			{"text/plain; charset=utf-8", `attachment; filename="a b+c%20d=e&f;g~h!*'()ü.txt"`, ""},
+			{"", "", "gzip"},
+			{"", "", ""},
 		} {
-			r := presign.Request{Key: key, MaxTTL: 5 * time.Minute, Now: now, ContentType: over.ct, ContentDisposition: over.cd}
+			r := presign.Request{Key: key, MaxTTL: 5 * time.Minute, Now: now, ContentType: over.ct, ContentDisposition: over.cd, ContentEncoding: over.ce}
 			got, err := p.Presign(t.Context(), r)
 			if err != nil || got.URL == "" {
 				t.Fatalf("key %q: Presign = %+v, %v", key, got, err)

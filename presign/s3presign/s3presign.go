@@ -333,6 +333,9 @@ func (p *Presigner) presignSDK(ctx context.Context, creds aws.Credentials, key s
 	if r.ContentDisposition != "" {
 		in.ResponseContentDisposition = aws.String(r.ContentDisposition)
 	}
+	if r.ContentEncoding != "" {
+		in.ResponseContentEncoding = aws.String(r.ContentEncoding)
+	}
 	req, err := p.client.PresignGetObject(ctx, in, func(o *s3.PresignOptions) {
 		o.Expires = ttl
 		o.Presigner = clockSigner{inner: s3Signer, at: signed}

@@ -31,8 +31,8 @@ const (
 )
 
 // presign signs a GET of key (a store key, without the prefix) for r, valid
-// from signed for ttl, with the query S3 uses to answer with r's content type
-// and disposition.
+// from signed for ttl, with the query S3 uses to answer with r's content
+// type, disposition and encoding.
 func (t *target) presign(creds aws.Credentials, key string, r presign.Request, signed time.Time, ttl time.Duration) string {
 	amzDate := signed.UTC().Format(amzDateFormat)
 	scope := amzDate[:8] + "/" + t.signingRegion + "/" + t.signingName + "/aws4_request"
@@ -41,7 +41,7 @@ func (t *target) presign(creds aws.Credentials, key string, r presign.Request, s
 	// before lower case), names and values escaped per RFC 3986. The URL
 	// carries the same string, then the signature.
 	var q strings.Builder
-	q.Grow(320 + queryEscapedLen(creds.SessionToken) + queryEscapedLen(r.ContentDisposition) + queryEscapedLen(r.ContentType))
+	q.Grow(320 + queryEscapedLen(creds.SessionToken) + queryEscapedLen(r.ContentDisposition) + queryEscapedLen(r.ContentEncoding) + queryEscapedLen(r.ContentType))
 	q.WriteString("X-Amz-Algorithm=" + sigv4Algorithm + "&X-Amz-Credential=")
 	writeQueryEscaped(&q, creds.AccessKeyID)
 	q.WriteString("%2F")
@@ -58,6 +58,10 @@ func (t *target) presign(creds aws.Credentials, key string, r presign.Request, s
 	if r.ContentDisposition != "" {
 		q.WriteString("&response-content-disposition=")
 		writeQueryEscaped(&q, r.ContentDisposition)
+	}
+	if r.ContentEncoding != "" {
+		q.WriteString("&response-content-encoding=")
+		writeQueryEscaped(&q, r.ContentEncoding)
 	}
 	if r.ContentType != "" {
 		q.WriteString("&response-content-type=")

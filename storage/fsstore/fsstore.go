@@ -47,8 +47,9 @@ var _ storage.ObjectStore = (*Store)(nil)
 
 // sidecar is what .fsstore/meta/<key> holds.
 type sidecar struct {
-	ContentType string            `json:"contentType,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	ContentType     string            `json:"contentType,omitempty"`
+	ContentEncoding string            `json:"contentEncoding,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
 }
 
 // New opens (creating if needed) a store rooted at dir.
@@ -135,7 +136,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		return storage.ObjectInfo{}, unavailable("put", key, err)
 	}
 	meta := normalise(opts.Metadata)
-	side, err := json.Marshal(sidecar{ContentType: opts.ContentType, Metadata: meta})
+	side, err := json.Marshal(sidecar{ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: meta})
 	if err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}
@@ -154,7 +155,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	}
 	committed = true
 	syncDir(filepath.Dir(s.dataPath(key)))
-	return storage.ObjectInfo{Key: key, Size: n, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
+	return storage.ObjectInfo{Key: key, Size: n, ModTime: time.Now(), ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: meta}, nil
 }
 
 // writeSidecar writes the metadata file through its own temp file, so a
@@ -241,7 +242,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 	if err := json.Unmarshal(b, &side); err != nil {
 		return storage.ObjectInfo{}, unavailable("stat", key, fmt.Errorf("metadata file: %v", err))
 	}
-	info.ContentType, info.Metadata = side.ContentType, side.Metadata
+	info.ContentType, info.ContentEncoding, info.Metadata = side.ContentType, side.ContentEncoding, side.Metadata
 	return info, nil
 }
 

@@ -56,6 +56,7 @@ type Options struct {
 	DefaultRetention time.Duration // expiry of a new Binary that names none (0: none)
 	MaxRetention     time.Duration // longest expiry allowed (0: no cap)
 	ImportPrefixes   []string      // keys $import may register (empty: ImportAreaPrefix)
+	StoreGzip        []string      // media types stored gzip-compressed (GATEWAY_STORE_GZIP)
 	BackendTimeout   time.Duration // bound of one catalog call, and of clean-up
 	Now              func() time.Time
 	Log              *slog.Logger
@@ -215,6 +216,9 @@ type Write struct {
 	ExpiresAt       *time.Time
 	Owner           string
 	Via             string // "POST" or "PUT": what the history entry says
+	// Encoding is the content coding the body arrives in ("gzip": it is
+	// stored as sent, once it decodes); "" for none.
+	Encoding string
 }
 
 // Plan is the record of the next version of a Binary whose current record
@@ -231,6 +235,7 @@ func (l *Binaries) Plan(cur *storage.Binary, w Write) (storage.Binary, error) {
 		ContentType: w.ContentType,
 		Owner:       w.Owner,
 		Via:         w.Via,
+		Encoding:    w.Encoding,
 		LastUpdated: now.UTC().Truncate(time.Millisecond),
 	}
 	if cur != nil {
@@ -292,22 +297,29 @@ func (l *Binaries) expiry(requested *time.Time, present time.Time, isNew bool, w
 // the record. finish, when set, runs after the body has been read, with
 // the record to complete or refuse (elements of a FHIR JSON body that came
 // after its data). A refused or failed write leaves nothing behind.
+// A body in b.Encoding (gzip) is stored as sent once it decodes; content of
+// a GATEWAY_STORE_GZIP type is compressed as it streams in. Either way the
+// record's Size and SHA256 are the decoded content's.
 func (l *Binaries) Store(ctx context.Context, b storage.Binary, body io.Reader, finish func(*storage.Binary) error) (storage.Binary, error) {
-	h := sha256.New()
-	src := &counter{r: io.TeeReader(&limited{r: body, left: l.o.MaxUploadSize}, h)}
+	enc := l.encode(&b, &limited{r: body, left: l.o.MaxUploadSize})
+	storedHash := sha256.New()
+	src := &counter{r: io.TeeReader(enc.stored, storedHash)}
 	info, err := l.objects.Put(ctx, b.ObjectKey, src, storage.PutOptions{
-		ContentType: b.ContentType,
-		Metadata:    storage.ObjectMetadata(b),
+		ContentType:     b.ContentType,
+		ContentEncoding: b.Encoding,
+		Metadata:        storage.ObjectMetadata(b),
 	})
 	if err != nil {
 		return b, err
 	}
-	b.Size = src.n
 	if info.Size > 0 && info.Size != src.n {
 		l.removeObject(b.ObjectKey)
 		return b, fmt.Errorf("%w: store reported %d bytes, %d were sent", ErrSizeMismatch, info.Size, src.n)
 	}
-	b.SHA256 = hex.EncodeToString(h.Sum(nil))
+	b.Size, b.SHA256 = enc.contentSize(), hex.EncodeToString(enc.content.Sum(nil))
+	if b.Encoding != "" {
+		b.StoredSize, b.StoredSHA256 = src.n, hex.EncodeToString(storedHash.Sum(nil))
+	}
 	if finish != nil {
 		if err := finish(&b); err != nil {
 			l.removeObject(b.ObjectKey)

@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.ObjectStore) {
 		fn   func(*testing.T, storage.ObjectStore)
 	}{
 		{"PutStatOpen", testRoundTrip},
+		{"ContentEncodingKept", testContentEncoding},
 		{"PutReplaces", testReplace},
 		{"KeyCharacters", testKeyCharacters},
 		{"Ranges", testRanges},
@@ -128,6 +129,34 @@ func testRoundTrip(t *testing.T, s storage.ObjectStore) {
 	}
 	if b := mustRead(t, s, key, 0, -1); b != body {
 		t.Errorf("Open read %q; want %q", b, body)
+	}
+}
+
+// testContentEncoding: the encoding written with an object comes back from
+// Stat and Put, and the bytes are the stored ones (no store decodes them).
+func testContentEncoding(t *testing.T, s storage.ObjectStore) {
+	const key = "binaries/enc/1-gz"
+	body := "\x1f\x8b not really gzip, but a store must not care"
+	info, err := s.Put(t.Context(), key, strings.NewReader(body), storage.PutOptions{ContentType: "application/fhir+ndjson", ContentEncoding: "gzip"})
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if info.ContentEncoding != "gzip" {
+		t.Errorf("Put returned ContentEncoding %q; want gzip", info.ContentEncoding)
+	}
+	got, err := s.Stat(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if got.ContentEncoding != "gzip" || got.ContentType != "application/fhir+ndjson" {
+		t.Errorf("Stat = %+v; want ContentEncoding gzip", got)
+	}
+	if b := mustRead(t, s, key, 0, -1); b != body {
+		t.Errorf("Open read %q; want the bytes as stored", b)
+	}
+	put(t, s, "binaries/enc/2-plain", "plain")
+	if got, err := s.Stat(t.Context(), "binaries/enc/2-plain"); err != nil || got.ContentEncoding != "" {
+		t.Errorf("Stat of an object written without an encoding: %q, %v", got.ContentEncoding, err)
 	}
 }
 

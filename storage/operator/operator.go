@@ -8,8 +8,6 @@ package operator
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +62,11 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 	if r.ID == "" {
 		r.ID = uuid.NewString()
 	}
-	sum, n, err := hashObject(ctx, objects, r.Key)
+	enc, err := importEncoding(ctx, objects, info, r.ContentType)
+	if err != nil {
+		return storage.Binary{}, fmt.Errorf("import %q: %w", r.Key, err)
+	}
+	sums, err := storage.HashObject(ctx, objects, r.Key, enc)
 	if err != nil {
 		return storage.Binary{}, fmt.Errorf("import %q: %w", r.Key, err)
 	}
@@ -76,17 +78,31 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 		ContentType:     r.ContentType,
 		SecurityContext: r.SecurityContext,
 		Filename:        r.Filename,
-		Size:            n,
-		SHA256:          sum,
+		Size:            sums.Size,
+		SHA256:          sums.SHA256,
+		Encoding:        enc,
+		StoredSize:      sums.StoredSize,
+		StoredSHA256:    sums.StoredSHA256,
 		Owner:           r.Owner,
 		LastUpdated:     r.Now.UTC().Truncate(time.Millisecond),
 		ExpiresAt:       r.ExpiresAt,
 	}
+	// A gzip file is registered as what it decodes to: Patient.ndjson.gz is
+	// an ndjson Binary named Patient.ndjson.
+	named, stored := r.Key, info.ContentType
+	if enc == storage.EncodingGzip {
+		if strings.HasSuffix(strings.ToLower(named), ".gz") {
+			named = named[:len(named)-3]
+		}
+		if gzipMediaType(stored) {
+			stored = ""
+		}
+	}
 	if b.ContentType == "" {
-		b.ContentType = ContentTypeFor(r.Key, info.ContentType)
+		b.ContentType = ContentTypeFor(named, stored)
 	}
 	if b.Filename == "" {
-		b.Filename = path.Base(r.Key)
+		b.Filename = path.Base(named)
 	}
 	manifest, err := json.Marshal(b)
 	if err != nil {
@@ -150,19 +166,34 @@ func ContentTypeFor(key, stored string) string {
 	return "application/octet-stream"
 }
 
-func hashObject(ctx context.Context, objects storage.ObjectStore, key string) (string, int64, error) {
-	rc, err := objects.Open(ctx, key, 0, -1)
-	if errors.Is(err, storage.ErrInvalidRange) {
-		return hex.EncodeToString(sha256.New().Sum(nil)), 0, nil // empty object
+// importEncoding is the content coding of an object an exporter wrote:
+// gzip when S3 says so (Content-Encoding), or when its first bytes are
+// gzip's magic, unless the request names the content a gzip file itself
+// (application/gzip: the Binary is then the archive, not what it holds).
+func importEncoding(ctx context.Context, objects storage.ObjectStore, info storage.ObjectInfo, contentType string) (string, error) {
+	switch {
+	case storage.IsGzip(info.ContentEncoding):
+		return storage.EncodingGzip, nil
+	case gzipMediaType(contentType), info.Size < 2:
+		return "", nil
 	}
+	rc, err := objects.Open(ctx, info.Key, 0, 2)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	if err != nil {
-		return "", 0, err
+	var head [2]byte
+	if _, err := io.ReadFull(rc, head[:]); err != nil {
+		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	if storage.HasGzipMagic(head[:]) {
+		return storage.EncodingGzip, nil
+	}
+	return "", nil
+}
+
+// gzipMediaType reports whether a media type is that of a gzip file.
+func gzipMediaType(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "application/gzip" || mt == "application/x-gzip"
 }

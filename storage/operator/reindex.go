@@ -278,10 +278,10 @@ func readRecord(ctx context.Context, objects storage.ObjectStore, key string) (s
 	if err != nil {
 		return b, err
 	}
-	sum, n, err := hashObject(ctx, objects, key)
+	sums, err := storage.HashObject(ctx, objects, key, b.Encoding)
 	if err != nil {
 		return b, fmt.Errorf("object %s: %w", key, err)
 	}
-	b.SHA256, b.Size = sum, n
+	b.SHA256, b.Size, b.StoredSHA256, b.StoredSize = sums.SHA256, sums.Size, sums.StoredSHA256, sums.StoredSize
 	return b, nil
 }

@@ -42,6 +42,9 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
+	if opts.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(opts.ContentEncoding)
+	}
 	sctx, cancel := s.answerWithin(ctx)
 	mu, err := s.client.CreateMultipartUpload(sctx, in)
 	cancel()
@@ -85,7 +88,7 @@ func (s *Store) Compose(ctx context.Context, dst string, srcs []string, opts sto
 	}, s.longCall); err != nil {
 		return abort(s.mapError(ctx, "compose", dst, err))
 	}
-	return storage.ObjectInfo{Key: dst, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
+	return storage.ObjectInfo{Key: dst, ModTime: time.Now(), ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: meta}, nil
 }
 
 // longCall sends one call through the client without a response-header

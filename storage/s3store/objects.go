@@ -36,6 +36,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if opts.ContentType != "" {
 		contentType = aws.String(opts.ContentType)
 	}
+	var contentEncoding *string
+	if opts.ContentEncoding != "" {
+		contentEncoding = aws.String(opts.ContentEncoding)
+	}
 	first, eof, err := readPart(body, s.opts.PartSize)
 	uploadID := ""
 	switch {
@@ -43,11 +47,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	case eof:
 		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: bucket, Key: full, Body: &partReader{p: &first}, ContentLength: aws.Int64(first.size),
-			Metadata: meta, ContentType: contentType,
+			Metadata: meta, ContentType: contentType, ContentEncoding: contentEncoding,
 		}, s.uploadOptions)
 		first.release()
 	default:
-		uploadID, err = s.putParts(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: full, Metadata: meta, ContentType: contentType}, first, body)
+		uploadID, err = s.putParts(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: full, Metadata: meta, ContentType: contentType, ContentEncoding: contentEncoding}, first, body)
 	}
 	if err != nil {
 		s.abandon(ctx, key, uploadID)
@@ -56,7 +60,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		}
 		return storage.ObjectInfo{}, s.mapError(ctx, "put", key, err)
 	}
-	return storage.ObjectInfo{Key: key, Size: body.n, ModTime: time.Now(), ContentType: opts.ContentType, Metadata: meta}, nil
+	return storage.ObjectInfo{Key: key, Size: body.n, ModTime: time.Now(), ContentType: opts.ContentType, ContentEncoding: opts.ContentEncoding, Metadata: meta}, nil
 }
 
 // abandon removes what a failed upload may have left: its multipart upload
@@ -199,10 +203,11 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 		return storage.ObjectInfo{}, s.mapError(ctx, "stat", key, err)
 	}
 	info := storage.ObjectInfo{
-		Key:         key,
-		Size:        aws.ToInt64(out.ContentLength),
-		ModTime:     aws.ToTime(out.LastModified),
-		ContentType: aws.ToString(out.ContentType),
+		Key:             key,
+		Size:            aws.ToInt64(out.ContentLength),
+		ModTime:         aws.ToTime(out.LastModified),
+		ContentType:     aws.ToString(out.ContentType),
+		ContentEncoding: aws.ToString(out.ContentEncoding),
 	}
 	if len(out.Metadata) > 0 {
 		info.Metadata = make(map[string]string, len(out.Metadata))
