@@ -6,6 +6,9 @@
 //	heads     tenant\x00id                    → current record, or its tombstone (JSON)
 //	versions  tenant\x00id\x00%010d version    → record (JSON)
 //	index     tenant\x00owner\x00%020d:id      → empty; %020d is lastUpdated in unix nanos
+//	tags      tenant\x00token\x00id             → empty; token from query.TagToken (entries
+//	                                            may outlive the tag: search re-reads the record)
+//	leases    objectkey\x00holder               → lease end (unix nanos, decimal)
 //
 // Every write is one bolt transaction, so the version check, the records and
 // the index change together. bbolt has no TTL: expiry is enforced by the
@@ -32,6 +35,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/query"
 )
 
 // Options configure a Catalog.
@@ -52,6 +56,8 @@ var (
 	headsBucket    = []byte("heads")
 	versionsBucket = []byte("versions")
 	indexBucket    = []byte("index")
+	tagsBucket     = []byte("tags")
+	leasesBucket   = []byte("leases")
 )
 
 // Open opens or creates the catalog file at path. bbolt locks the file, so a
@@ -71,7 +77,7 @@ func Open(path string, o Options) (*Catalog, error) {
 		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{headsBucket, versionsBucket, indexBucket} {
+		for _, name := range [][]byte{headsBucket, versionsBucket, indexBucket, tagsBucket, leasesBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -90,6 +96,10 @@ func headKey(ref storage.Ref) []byte { return []byte(ref.Tenant + "\x00" + ref.I
 func versionKey(ref storage.Ref, version int) []byte {
 	return fmt.Appendf(nil, "%s\x00%s\x00%010d", ref.Tenant, ref.ID, version)
 }
+
+func tagPrefix(tenant, token string) []byte { return []byte(tenant + "\x00" + token + "\x00") }
+
+func tagKey(tenant, token, id string) []byte { return append(tagPrefix(tenant, token), id...) }
 
 func indexPrefix(tenant, owner string) []byte { return []byte(tenant + "\x00" + owner + "\x00") }
 
@@ -233,6 +243,11 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 		if err := tx.Bucket(versionsBucket).Put(versionKey(b.Ref(), b.Version), rec); err != nil {
 			return err
 		}
+		for _, tok := range query.TagSet(b) {
+			if err := tx.Bucket(tagsBucket).Put(tagKey(b.Tenant, tok, b.ID), nil); err != nil {
+				return err
+			}
+		}
 		return index.Put(indexKey(b), nil)
 	})
 	return unavailable("put", err)
@@ -318,6 +333,13 @@ func (c *Catalog) Expunge(ctx context.Context, ref storage.Ref, at time.Time) ([
 		for _, k := range keys {
 			if err := versions.Delete(k); err != nil {
 				return err
+			}
+		}
+		for _, b := range removed {
+			for _, tok := range query.TagSet(b) {
+				if err := tx.Bucket(tagsBucket).Delete(tagKey(ref.Tenant, tok, ref.ID)); err != nil {
+					return err
+				}
 			}
 		}
 		next := prev.Version

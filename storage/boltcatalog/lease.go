@@ -1,0 +1,54 @@
+package boltcatalog
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func leasePrefix(key string) []byte { return []byte(key + "\x00") }
+
+// Lease records (or renews) holder's lease on key until the given instant.
+func (c *Catalog) Lease(ctx context.Context, key, holder string, until time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return unavailable("lease", c.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(leasesBucket).Put(append(leasePrefix(key), holder...), strconv.AppendInt(nil, until.UnixNano(), 10))
+	}))
+}
+
+// Release drops holder's lease on key.
+func (c *Catalog) Release(ctx context.Context, key, holder string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return unavailable("release", c.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(leasesBucket).Delete(append(leasePrefix(key), holder...))
+	}))
+}
+
+// Leased reports whether a lease on key lasts past now. Leases of holders
+// that died stay in the file until their key is leased or released again;
+// they are a few bytes each and never count once past their end.
+func (c *Catalog) Leased(ctx context.Context, key string, now time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	held := false
+	err := c.db.View(func(tx *bolt.Tx) error {
+		prefix := leasePrefix(key)
+		cur := tx.Bucket(leasesBucket).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			if until, err := strconv.ParseInt(string(v), 10, 64); err == nil && until > now.UnixNano() {
+				held = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return held, unavailable("leased", err)
+}
