@@ -64,7 +64,6 @@ func testSearchTag(t *testing.T, c storage.Catalog) {
 	}
 }
 
-
 // testLeases: a lease is seen until released or past its end, per key and
 // per holder.
 func testLeases(t *testing.T, c storage.Catalog) {
