@@ -166,7 +166,7 @@ func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, mode summaryM
 	}
 	var body io.ReadCloser
 	if withData && b.Size > 0 && c.Request().Method != http.MethodHead {
-		if body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size); err != nil {
+		if body, err = s.binaries.Open(c.Request().Context(), b.Ref(), b.ObjectKey, 0, b.Size); err != nil {
 			return objectError(err)
 		}
 		defer body.Close()
