@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -364,5 +365,51 @@ func TestBulkDataFlowOfTheSeeds(t *testing.T) {
 	requests := 3 + 1 + 1 + 3*2 + 2 + 3
 	if lines := audit.waitLines(before + requests); len(lines)-before != requests {
 		t.Errorf("%d AuditEvents for %d requests", len(lines)-before, requests)
+	}
+}
+
+// TestManifestOperationsAreDeclared: the CapabilityStatement tells the
+// truth about $import-manifest, _tag and conditional delete, and the
+// operation's definition resolves.
+func TestManifestOperationsAreDeclared(t *testing.T) {
+	g := startGateway(t, embedded, nil)
+	res, body := g.do(http.MethodGet, "/metadata", nil)
+	wantStatus(t, res, body, http.StatusOK)
+	var cs struct {
+		Rest []struct {
+			Resource []struct {
+				Type              string
+				ConditionalDelete string
+				SearchParam       []struct{ Name string }
+				Operation         []struct{ Name, Definition string }
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &cs); err != nil || len(cs.Rest) == 0 {
+		t.Fatalf("CapabilityStatement: %v", err)
+	}
+	bin := cs.Rest[0].Resource[0]
+	if bin.Type != "Binary" || bin.ConditionalDelete != "multiple" {
+		t.Errorf("Binary conditionalDelete %q, want multiple", bin.ConditionalDelete)
+	}
+	if !slices.ContainsFunc(bin.SearchParam, func(p struct{ Name string }) bool { return p.Name == "_tag" }) {
+		t.Error("no _tag searchParam")
+	}
+	def := ""
+	for _, op := range bin.Operation {
+		if op.Name == "import-manifest" {
+			def = op.Definition
+		}
+	}
+	if def == "" {
+		t.Fatal("no import-manifest operation")
+	}
+	res, body = g.do(http.MethodGet, def, nil)
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"code": "import-manifest"`) {
+		t.Errorf("GET %s: %d %s", def, res.StatusCode, truncateBody(body))
+	}
+	res, body = g.do(http.MethodGet, "/OperationDefinition/Binary-expunge", nil)
+	if !strings.Contains(string(body), `"type": true`) {
+		t.Errorf("$expunge is not declared on the type too: %s", truncateBody(body))
 	}
 }
