@@ -8,7 +8,14 @@
 //	index     tenant\x00owner\x00%020d:id      → empty; %020d is lastUpdated in unix nanos
 //	tags      tenant\x00token\x00id             → empty; token from query.TagToken (entries
 //	                                            may outlive the tag: search re-reads the record)
+//
+// and, in a file of their own beside it (catalog.db → catalog.leases.db):
+//
 //	leases    objectkey\x00holder               → lease end (unix nanos, decimal)
+//
+// Leases are written twice per download and worth nothing after the
+// process ends (bbolt's lock makes it the only one on the data dir), so
+// their file is not synced and is started afresh by Open.
 //
 // Every write is one bolt transaction, so the version check, the records and
 // the index change together. bbolt has no TTL: expiry is enforced by the
@@ -47,7 +54,8 @@ type Options struct {
 
 // Catalog is a storage.Catalog in a bbolt file.
 type Catalog struct {
-	db *bolt.DB
+	db     *bolt.DB
+	leases *bolt.DB
 }
 
 var _ storage.Catalog = (*Catalog)(nil)
@@ -77,7 +85,7 @@ func Open(path string, o Options) (*Catalog, error) {
 		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{headsBucket, versionsBucket, indexBucket, tagsBucket, leasesBucket} {
+		for _, name := range [][]byte{headsBucket, versionsBucket, indexBucket, tagsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -88,7 +96,29 @@ func Open(path string, o Options) (*Catalog, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	leases, err := openLeases(strings.TrimSuffix(path, filepath.Ext(path)) + ".leases.db")
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &Catalog{db: db, leases: leases}, nil
+}
+
+// openLeases starts the lease file afresh: holding the catalog's lock, no
+// other process can hold a lease.
+func openLeases(path string) (*bolt.DB, error) {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("boltcatalog: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoGrowSync: true, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(leasesBucket); return err }); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
+	}
+	return db, nil
 }
 
 func headKey(ref storage.Ref) []byte { return []byte(ref.Tenant + "\x00" + ref.ID) }
@@ -418,8 +448,8 @@ func (c *Catalog) Ping(ctx context.Context) error {
 	return unavailable("ping", c.db.View(func(*bolt.Tx) error { return nil }))
 }
 
-// Close releases the file and its lock.
-func (c *Catalog) Close() error { return c.db.Close() }
+// Close releases the files and the lock.
+func (c *Catalog) Close() error { return errors.Join(c.leases.Close(), c.db.Close()) }
 
 func encodeCursor(member string) string { return base64.RawURLEncoding.EncodeToString([]byte(member)) }
 
