@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/uuid"
-
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/operator"
 )
@@ -65,7 +63,7 @@ func ParseManifest(r io.Reader, limit int64) (*ExportManifest, error) {
 		return nil, err
 	}
 	if int64(len(body)) > limit {
-		return nil, bad("over %d bytes", limit)
+		return nil, fmt.Errorf("%w: the manifest is over %d bytes", ErrTooLarge, limit)
 	}
 	m := &ExportManifest{}
 	if err := json.Unmarshal(body, &m.raw); err != nil || m.raw == nil {
@@ -136,13 +134,10 @@ func ParseManifest(r io.Reader, limit int64) (*ExportManifest, error) {
 	return m, nil
 }
 
-// ExportCode is the code of the export's tag: derived from the manifest's
-// request and transactionTime (so registering the same export again tags it
-// alike), or a new UUID when neither is set.
+// ExportCode is the code of the export's tag, derived from the manifest's
+// request and transactionTime (both required), which name one export: the
+// same export registered again is tagged alike.
 func (m *ExportManifest) ExportCode() string {
-	if m.Request == "" && m.TransactionTime == "" {
-		return uuid.NewString()
-	}
 	sum := sha256.Sum256([]byte(m.Request + "\n" + m.TransactionTime))
 	return hex.EncodeToString(sum[:16])
 }

@@ -413,3 +413,16 @@ func TestManifestOperationsAreDeclared(t *testing.T) {
 		t.Errorf("$expunge is not declared on the type too: %s", truncateBody(body))
 	}
 }
+
+// TestImportManifestTooLarge: a manifest over the limit is a 413 that
+// registers nothing.
+func TestImportManifestTooLarge(t *testing.T) {
+	g := startGateway(t, embedded, nil)
+	g.writeExport("job-big")
+	body := strings.Replace(manifestOf("job-big", nil), `"transactionTime"`, `"padding": "`+strings.Repeat("x", 5<<20)+`", "transactionTime"`, 1)
+	res, out := g.do(http.MethodPost, "/Binary/$import-manifest", strings.NewReader(body), "Content-Type", "application/json")
+	wantStatus(t, res, out, http.StatusRequestEntityTooLarge)
+	if n := searchTotal(t, g, "_count=0"); n != 0 {
+		t.Errorf("%d Binaries registered", n)
+	}
+}
