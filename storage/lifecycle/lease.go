@@ -111,9 +111,11 @@ func (r *leasedReader) release() {
 	})
 }
 
-// Close closes the content, then drops the lease.
+// Close closes the content, then drops the lease in the background: the
+// end of a response must not wait on a slow catalog (a lease not dropped
+// lapses by itself).
 func (r *leasedReader) Close() error {
 	err := r.ReadCloser.Close()
-	r.release()
+	go r.release()
 	return err
 }
