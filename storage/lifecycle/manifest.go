@@ -225,8 +225,12 @@ func trim(s string) string {
 	return s
 }
 
-// importParallelism bounds the files of one manifest hashed at once.
-const importParallelism = 4
+// importParallelism bounds the files of one manifest hashed at once, and
+// statParallelism the objects looked up before any is registered.
+const (
+	importParallelism = 4
+	statParallelism   = 16
+)
 
 // ImportAll registers every request as a Binary in one operation, all or
 // nothing. Every key is checked first (an import prefix, an object that
@@ -243,24 +247,51 @@ func (l *Binaries) ImportAll(ctx context.Context, reqs []operator.ImportRequest)
 		if err := storage.CheckKey(r.Key); err != nil {
 			return nil, fmt.Errorf("import: %w", err)
 		}
-		cctx, cancel := l.bounded(ctx)
-		_, err := l.objects.Stat(cctx, r.Key)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("import %q: %w", r.Key, err)
-		}
 	}
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
+	err := inParallel(ctx, len(reqs), statParallelism, func(ctx context.Context, i int) error {
+		cctx, cancel := l.bounded(ctx)
+		defer cancel()
+		if _, err := l.objects.Stat(cctx, reqs[i].Key); err != nil {
+			return fmt.Errorf("import %q: %w", reqs[i].Key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	out := make([]storage.Binary, len(reqs))
 	done := make([]bool, len(reqs))
+	err = inParallel(ctx, len(reqs), importParallelism, func(ctx context.Context, i int) error {
+		b, err := l.Import(ctx, reqs[i])
+		if err == nil {
+			out[i], done[i] = b, true // each i is written by one goroutine, read after all end
+		}
+		return err
+	})
+	if err == nil {
+		return out, nil
+	}
+	for i, ok := range done {
+		if ok {
+			l.unregister(out[i])
+		}
+	}
+	return nil, err
+}
+
+// inParallel runs fn for 0..n-1, at most limit at once, and returns the
+// first error; the first error cancels the ctx of the others, and
+// inParallel returns only once every fn has.
+func inParallel(ctx context.Context, n, limit int, fn func(context.Context, int) error) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	var (
 		wg    sync.WaitGroup
-		mu    sync.Mutex
+		once  sync.Once
 		first error
 	)
-	slots := make(chan struct{}, importParallelism)
-	for i, r := range reqs {
+	slots := make(chan struct{}, limit)
+	for i := range n {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -271,15 +302,8 @@ func (l *Binaries) ImportAll(ctx context.Context, reqs []operator.ImportRequest)
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			b, err := l.Import(ctx, r)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				out[i], done[i] = b, true
-			case first == nil:
-				first = err
-				stop(err)
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; stop(err) })
 			}
 		}()
 	}
@@ -287,15 +311,7 @@ func (l *Binaries) ImportAll(ctx context.Context, reqs []operator.ImportRequest)
 	if first == nil && ctx.Err() != nil {
 		first = context.Cause(ctx)
 	}
-	if first == nil {
-		return out, nil
-	}
-	for i, ok := range done {
-		if ok {
-			l.unregister(out[i])
-		}
-	}
-	return nil, first
+	return first
 }
 
 // unregister takes back an import of ImportAll: the record (a tombstone
