@@ -115,7 +115,7 @@ func settings() []setting {
 		{"GATEWAY_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", setLogLevel},
 		{"GATEWAY_READ_HEADER_TIMEOUT", "read-header-timeout", "10s", "longest time to read request headers", func(c *Config, v string) (err error) { c.ReadHeaderLimit, err = positiveDuration(v); return }},
 		{"GATEWAY_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (the load balancer)", setTrustedProxies},
-		{"GATEWAY_IMPORT_PREFIXES", "import-prefixes", "", "comma-separated key prefixes $import may register (default: the gateway's own import area)", setImportPrefixes},
+		{"GATEWAY_IMPORT_PREFIXES", "import-prefixes", "", "comma-separated key prefixes $import and $import-manifest may register (default: the gateway's own import area)", setImportPrefixes},
 		{"GATEWAY_CORS_ORIGINS", "cors-origins", "", "comma-separated browser origins allowed by CORS", func(c *Config, v string) error { c.CORSOrigins = splitList(v); return nil }},
 		{"GATEWAY_STORE_GZIP", "store-gzip", "application/fhir+ndjson,application/ndjson,application/x-ndjson", "media types stored gzip-compressed (empty: none)", func(c *Config, v string) error { c.StoreGzip = splitList(v); return nil }},
 		{"GATEWAY_UPLOAD_SESSION_TTL", "upload-session-ttl", "24h", "longest life of an upload session", func(c *Config, v string) (err error) { c.UploadSessionTTL, err = positiveDuration(v); return }},

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"fhir-binary-gateway/config"
+	"fhir-binary-gateway/storage/lifecycle"
 )
 
 // capabilitiesDate is CapabilityStatement.date: when this instance's
@@ -61,28 +62,30 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 		"conditionalCreate": false,
 		"conditionalRead":   "full-support",
 		"conditionalUpdate": false,
-		"conditionalDelete": "not-supported",
+		"conditionalDelete": "multiple",
 		"interaction": []map[string]string{
 			{"code": "read", "documentation": "FHIR JSON when Accept is application/fhir+json, application/json+fhir or application/json (for content that is not itself JSON), or _format=json; otherwise the raw content, exactly as $binary-access-read (answers carry Vary: Accept). _summary=true leaves data out, _summary=text keeps id, meta and contentType, _summary=data keeps data; data is inlined only up to " + strconv.FormatInt(s.cfg.InlineMaxSize, 10) + " bytes, and a Binary returned without its data carries the SUBSETTED tag. An Accept naming another FHIR version (fhirVersion=3.0) answers 406."},
 			{"code": "vread", "documentation": "Any stored version, by the same negotiation as read, checked against that version's own securityContext (not the current one's). Versions live until the Binary expires or is expunged: after a delete, earlier versions still answer (streamed, never redirected) and the delete's own version answers 410."},
 			{"code": "create", "documentation": "POST /Binary with any raw body (Content-Type is the Binary's contentType), or a FHIR JSON Binary resource (Content-Type application/fhir+json, application/json+fhir or application/json, with any fhirVersion or charset parameter) whose base64 data is decoded while it streams; other JSON, including another FHIR resource, is stored as-is. A Binary resource that repeats an element, carries implicitRules, a modifierExtension, Binary.extension (not an R4 element) or an element Binary does not have is refused with 400. Headers: X-Security-Context (reference), X-Expires-At (RFC 3339 instant), Content-Disposition filename. Largest body: " + strconv.FormatInt(s.cfg.MaxUploadSize, 10) + " bytes (413 beyond). Prefer: return=minimal|representation|OperationOutcome. Repr-Digest / Content-Digest (sha-256) are verified when sent: a mismatch is 400 and nothing is stored."},
 			{"code": "update", "documentation": "PUT /Binary/{id}: a new version; update-as-create for a new or deleted id; an expired or expunged id answers 410. contentType, securityContext and filename belong to a version: a raw PUT without X-Security-Context or Content-Disposition keeps the previous version's label and filename, an empty X-Security-Context removes the label; a FHIR JSON PUT is the whole resource. The expiry belongs to the Binary: without X-Expires-At it is kept. If-Match: W/\"n\", the strong content ETag of a raw read, or *; one that matches nothing answers 412."},
-			{"code": "delete", "documentation": "Logical delete: recorded as a new version; current reads and downloads answer 410 Gone; the history and earlier versions stay (POST /Binary/{id}/$expunge erases them). An unknown id, or another client's, answers 204 and deletes nothing. If-Match answers 412 when stale."},
+			{"code": "delete", "documentation": "Logical delete: recorded as a new version; current reads and downloads answer 410 Gone; the history and earlier versions stay (POST /Binary/{id}/$expunge erases them). An unknown id, or another client's, answers 204 and deletes nothing. If-Match answers 412 when stale. Conditional delete, DELETE /Binary?_tag=system|code (also _id, _lastUpdated; one criterion at least, none is a 400): every matching Binary of the caller is deleted, however many match (conditionalDelete multiple), e.g. a whole export registered by $import-manifest. Answers 200 with an OperationOutcome saying how many were deleted (0 when none match); a match whose securityContext the token's scopes don't reach is left and counted. A download already under way runs to its end."},
 			{"code": "history-instance", "documentation": "Every version the token may read (each checked against its own securityContext), newest first, the delete included (request.method DELETE, no resource); _count (default 50, at most 1000, paged with next links), _since and _at; a bad value answers 400. Entries carry no data (SUBSETTED)."},
-			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order; _count up to 1000 (default 50); _summary=count. Entries carry no data (SUBSETTED). Other parameters are ignored, or a 400 with Prefer: handling=strict."},
+			{"code": "search-type", "documentation": "Paged by an index in lastUpdated order (a _tag search reads the tag's own index); _count up to 1000 (default 50); _summary=count. Entries carry no data (SUBSETTED). Other parameters are ignored, or a 400 with Prefer: handling=strict."},
 		},
 		"searchParam": []map[string]string{
 			{"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
 			{"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "documentation": "Prefixes eq, ge, gt, le, lt."},
+			{"name": "_tag", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-tag", "documentation": "One value: system|code, |code (no system) or code (any system). Every file of one $import-manifest carries the tag " + lifecycle.ExportTagSystem + "|<code>."},
 		},
 		"operation": []map[string]any{
 			op("binary-access-read", base+"/OperationDefinition/"+opDefAccessRead),
 			op("export-download", base+"/OperationDefinition/"+opDefExport),
 			op("import", base+"/OperationDefinition/"+opDefImport),
+			op("import-manifest", base+"/OperationDefinition/"+opDefManifest),
 			op("expunge", base+"/OperationDefinition/"+opDefExpunge),
 			op("upload", base+"/OperationDefinition/"+opDefUpload),
 		},
-		"documentation": s.downloadDoc() + " Binary.meta.extension " + ExtExpires + " (valueInstant) carries the expiry: after it, every route answers 410 Gone. " + ExtFilename + " (valueString) carries the download filename. R4 Binary is a Resource, not a DomainResource, so these extensions live in meta.extension; their StructureDefinitions are served at " + base + "/StructureDefinition/" + extExpiresID + " and " + base + "/StructureDefinition/" + extFilenameID + ". $import (POST /Binary/$import, a Parameters resource with key, contentType, securityContext, expiresAt, owner, filename) registers an object already in the bucket.",
+		"documentation": s.downloadDoc() + " Binary.meta.extension " + ExtExpires + " (valueInstant) carries the expiry: after it, every route answers 410 Gone. " + ExtFilename + " (valueString) carries the download filename. R4 Binary is a Resource, not a DomainResource, so these extensions live in meta.extension; their StructureDefinitions are served at " + base + "/StructureDefinition/" + extExpiresID + " and " + base + "/StructureDefinition/" + extFilenameID + ". $import (POST /Binary/$import, a Parameters resource with key, contentType, securityContext, expiresAt, owner, filename) registers an object already in the bucket; $import-manifest (POST /Binary/$import-manifest, a Bulk Data manifest) registers every file of an export at once and answers the manifest with download URLs.",
 	}
 	definitions := func(typ, doc string, search bool) map[string]any {
 		r := map[string]any{

@@ -22,6 +22,7 @@ import (
 
 // content is what a raw download serves: one object and its headers.
 type content struct {
+	ref             storage.Ref // the Binary the object is a version of ("" for a signed URL's)
 	key             string
 	size            int64  // of the content (decoded); -1 when unknown
 	etag            string // strong, quoted; "" when unknown
@@ -37,6 +38,7 @@ type content struct {
 
 func binaryContent(b storage.Binary) content {
 	ct := content{
+		ref:             b.Ref(),
 		key:             b.ObjectKey,
 		size:            b.Size,
 		modTime:         b.LastUpdated,
@@ -138,12 +140,13 @@ func (s *Server) serveContent(c echo.Context, ct content, allowRedirect bool, be
 	var body io.ReadCloser
 	if req.Method != http.MethodHead && rng.length != 0 {
 		// Open before any header is written, so a missing object is still an
-		// error response rather than a broken 200.
+		// error response rather than a broken 200. The lifecycle's reader
+		// holds a read lease until Close: gc and expunge leave it alone.
 		var err error
 		if rep.decode {
-			body, err = storage.OpenDecoded(req.Context(), s.objects, ct.key, rng.start, rng.length)
+			body, err = s.binaries.OpenDecoded(req.Context(), ct.ref, ct.key, rng.start, rng.length)
 		} else {
-			body, err = s.objects.Open(req.Context(), ct.key, rng.start, rng.length)
+			body, err = s.binaries.Open(req.Context(), ct.ref, ct.key, rng.start, rng.length)
 		}
 		if err != nil {
 			return objectError(err)

@@ -34,6 +34,12 @@ type parameters struct {
 // manifest. Parameters: key (required), contentType, securityContext,
 // expiresAt, owner, filename.
 func (s *Server) importOp(c echo.Context) error {
+	switch pathParam(c, "op") {
+	case opImportManifest:
+		return s.importManifest(c)
+	case opExpunge:
+		return s.expungeMatching(c)
+	}
 	if op := pathParam(c, "op"); op != opImport {
 		if !strings.HasPrefix(op, "$") {
 			// POST /Binary/{id}: the resource exists as a route, the

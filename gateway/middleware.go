@@ -164,7 +164,7 @@ func routeLabel(c echo.Context) string {
 		return "unmatched"
 	case strings.HasSuffix(route, "/:op"):
 		switch op := c.Param("op"); op {
-		case opBinaryAccessRead, opExportDownload, opImport, opHistory:
+		case opBinaryAccessRead, opExportDownload, opImport, opImportManifest, opExpunge, opHistory:
 			return strings.TrimSuffix(route, ":op") + op
 		}
 	}

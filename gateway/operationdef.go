@@ -4,7 +4,11 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/storage/lifecycle"
 )
+
+const lifecycleExportTag = lifecycle.ExportTagSystem
 
 // The operations this server defines, served at
 // GET /OperationDefinition/{id} so that the CapabilityStatement's
@@ -15,6 +19,7 @@ const (
 	opDefImport     = "Binary-import"
 	opDefExpunge    = "Binary-expunge"
 	opDefUpload     = "Binary-upload"
+	opDefManifest   = "Binary-import-manifest"
 )
 
 type opParam struct {
@@ -26,6 +31,7 @@ type opParam struct {
 type opDef struct {
 	code, title, doc string
 	instance, write  bool
+	alsoType         bool // an instance operation that also runs on the type
 	params           []opParam
 }
 
@@ -51,8 +57,17 @@ var operationDefs = map[string]opDef{
 	opDefUpload: {code: "upload", title: "Open an upload session", write: true, params: []opParam{
 		{name: "return", use: "out", typ: "Parameters", min: 1, max: "1", doc: "id, upload (the session URL), expires, partSize, and per part its number, size and a presigned PUT url."},
 	}, doc: "POST [base]/Binary/$upload opens an upload session for a Binary too large for one request (headers X-Upload-Content-Type and X-Upload-Length required, Repr-Digest sha-256 optional). GET on the session lists the arrived parts and gives fresh URLs; POST completes it (201 like a create; a size or digest mismatch is a 409 naming it; a second POST answers the same Binary); DELETE aborts it. A session lives at most GATEWAY_UPLOAD_SESSION_TTL, its part URLs at most GATEWAY_PRESIGN_TTL."},
-	opDefExpunge: {code: "expunge", title: "Erase a Binary and its history", instance: true, write: true, params: []opParam{},
-		doc: "POST /Binary/{id}/$expunge (delete scope): every version's record and bytes are erased; a tombstone keeps answering 410, and a later PUT on the id answers 410. Answers 204."},
+	opDefExpunge: {code: "expunge", title: "Erase a Binary and its history", instance: true, alsoType: true, write: true, params: []opParam{
+		{name: "_tag", use: "in", typ: "string", min: 0, max: "1", doc: "On the type (POST /Binary/$expunge?_tag=system|code): erase every Binary of the caller with that tag, e.g. one export. _id and _lastUpdated select too; one criterion at least."},
+		{name: "return", use: "out", typ: "OperationOutcome", min: 0, max: "1", doc: "On the type: how many Binaries were expunged."},
+	},
+		doc: "POST /Binary/{id}/$expunge (delete scope): every version's record and bytes are erased; a tombstone keeps answering 410, and a later PUT on the id answers 410. Answers 204. On the type, with search criteria in the URL, every match is expunged and the answer is 200 with an OperationOutcome. Bytes a download is still reading are left to gc, which removes them once the download ends."},
+	opDefManifest: {code: "import-manifest", title: "Register every file of a Bulk Data export manifest", write: true, params: []opParam{
+		{name: "owner", use: "in", typ: "string", min: 0, max: "1", doc: "URL query parameter: the client the Binaries belong to (trusted importers only)."},
+		{name: "securityContext", use: "in", typ: "string", min: 0, max: "1", doc: "URL query parameter: a reference such as Group/example-group, for every file."},
+		{name: "expiresAt", use: "in", typ: "instant", min: 0, max: "1", doc: "URL query parameter: after it every file answers 410."},
+		{name: "return", use: "out", typ: "string", min: 1, max: "1", doc: "The manifest (application/json), each url replaced by [base]/Binary/{id}/$binary-access-read, requiresAccessToken true when tokens are required, and extension[\"" + lifecycleExportTag + "\"] the export's tag {system, code}."},
+	}, doc: "POST /Binary/$import-manifest with a Bulk Data complete-status manifest as the body (application/json: transactionTime, request, output[], error[], deleted[] with type and url; other fields are kept). Each url is an object key in the bucket or s3://<the gateway's bucket>/<key>. Every file is registered as a Binary in one operation, all or nothing: a missing file, a key outside GATEWAY_IMPORT_PREFIXES, another bucket or any other URL answers 400 and registers nothing. Every Binary carries meta.tag {system " + lifecycleExportTag + ", code: 32 hex digits of SHA-256(request + newline + transactionTime)}, for _tag search, DELETE /Binary?_tag= and POST /Binary/$expunge?_tag=. Trusted importers only (GATEWAY_TRUSTED_CLIENTS), as $import."},
 }
 
 // operationDefinition is GET /OperationDefinition/{id}.
@@ -63,7 +78,7 @@ func (s *Server) operationDefinition(c echo.Context) error {
 	id := pathParam(c, "id")
 	d, ok := operationDefs[id]
 	if !ok {
-		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport, opDefExpunge, opDefUpload)
+		return problem(http.StatusNotFound, "not-found", "OperationDefinition/%s is not defined here (%s, %s, %s, %s, %s, %s are)", truncate(id, 64), opDefAccessRead, opDefExport, opDefImport, opDefManifest, opDefExpunge, opDefUpload)
 	}
 	params := make([]map[string]any, 0, len(d.params))
 	for _, p := range d.params {
@@ -84,7 +99,7 @@ func (s *Server) operationDefinition(c echo.Context) error {
 		"description":  d.doc,
 		"resource":     []string{"Binary"},
 		"system":       false,
-		"type":         !d.instance,
+		"type":         !d.instance || d.alsoType,
 		"instance":     d.instance,
 		"parameter":    params,
 		"publisher":    "fhir-binary-gateway",

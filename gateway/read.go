@@ -169,9 +169,9 @@ func (s *Server) writeBinaryJSON(c echo.Context, b storage.Binary, mode summaryM
 	if withData && b.Size > 0 && c.Request().Method != http.MethodHead {
 		// data is the content, so gzip-stored content is decoded for it.
 		if b.Encoding == storage.EncodingGzip {
-			body, err = storage.OpenDecoded(c.Request().Context(), s.objects, b.ObjectKey, 0, b.Size)
+			body, err = s.binaries.OpenDecoded(c.Request().Context(), b.Ref(), b.ObjectKey, 0, b.Size)
 		} else {
-			body, err = s.objects.Open(c.Request().Context(), b.ObjectKey, 0, b.Size)
+			body, err = s.binaries.Open(c.Request().Context(), b.Ref(), b.ObjectKey, 0, b.Size)
 		}
 		if err != nil {
 			return objectError(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/query"
 )
 
 const (
@@ -28,7 +29,7 @@ const (
 // knownSearchParams are the parameters search reads; with Prefer:
 // handling=strict any other is a 400, otherwise ignored (FHIR's lenient
 // default).
-var knownSearchParams = map[string]bool{"_id": true, "_lastUpdated": true, "_count": true, "_summary": true, "_format": true, "_cursor": true}
+var knownSearchParams = map[string]bool{"_id": true, "_lastUpdated": true, "_tag": true, "_count": true, "_summary": true, "_format": true, "_cursor": true}
 
 // strictHandling reads Prefer: handling=strict.
 func strictHandling(prefer string) bool {
@@ -40,7 +41,7 @@ func strictHandling(prefer string) bool {
 	return false
 }
 
-// search is GET /Binary: _id, _lastUpdated, _count, _summary=count, paged
+// search is GET /Binary: _id, _lastUpdated, _tag, _count, _summary=count, paged
 // by an opaque cursor from the catalog's index (never a scan per page).
 func (s *Server) search(c echo.Context) error {
 	return s.searchWith(c, c.QueryParams())
@@ -87,36 +88,9 @@ func (s *Server) searchWith(c echo.Context, params url.Values) error {
 	if _, p := negotiate(c.Request().Header.Get("Accept"), params.Get("_format"), "application/fhir+json", false); p != nil {
 		return p
 	}
-	if strictHandling(c.Request().Header.Get("Prefer")) {
-		for name := range params {
-			if !knownSearchParams[name] {
-				return badRequest("search parameter %q is not supported (Prefer: handling=strict); supported: _id, _lastUpdated, _count, _summary, _format", truncate(name, 60))
-			}
-		}
-	}
-	q := storage.Query{Tenant: s.tenant(c), Owner: s.clientID(c), Now: s.now(), Count: defaultCount, Cursor: params.Get("_cursor")}
-	for _, v := range params["_id"] {
-		for _, id := range strings.Split(v, ",") {
-			if id = strings.TrimSpace(id); !validID(id) {
-				return badRequest("_id %q is not a valid id", truncate(id, 80))
-			}
-			if len(q.IDs) == maxSearchIDs {
-				return badRequest("_id lists more than %d ids; search in several requests", maxSearchIDs)
-			}
-			q.IDs = append(q.IDs, id)
-		}
-	}
-	for _, v := range params["_lastUpdated"] {
-		from, to, err := lastUpdatedRange(v)
-		if err != nil {
-			return err
-		}
-		if !from.IsZero() && (q.From.IsZero() || from.After(q.From)) {
-			q.From = from
-		}
-		if !to.IsZero() && (q.To.IsZero() || to.Before(q.To)) {
-			q.To = to
-		}
+	q, err := s.searchQuery(c, params)
+	if err != nil {
+		return err
 	}
 	if v := params.Get("_count"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -163,11 +137,56 @@ func (s *Server) searchWith(c echo.Context, params url.Values) error {
 	return s.writeBundle(c, out)
 }
 
+// searchQuery reads the criteria of a search (also of a conditional delete
+// or expunge): _id, _lastUpdated, _tag, with Prefer: handling=strict.
+func (s *Server) searchQuery(c echo.Context, params url.Values) (storage.Query, error) {
+	if strictHandling(c.Request().Header.Get("Prefer")) {
+		for name := range params {
+			if !knownSearchParams[name] {
+				return storage.Query{}, badRequest("search parameter %q is not supported (Prefer: handling=strict); supported: _id, _lastUpdated, _tag, _count, _summary, _format", truncate(name, 60))
+			}
+		}
+	}
+	q := storage.Query{Tenant: s.tenant(c), Owner: s.clientID(c), Now: s.now(), Count: defaultCount, Cursor: params.Get("_cursor")}
+	for _, v := range params["_id"] {
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); !validID(id) {
+				return storage.Query{}, badRequest("_id %q is not a valid id", truncate(id, 80))
+			}
+			if len(q.IDs) == maxSearchIDs {
+				return storage.Query{}, badRequest("_id lists more than %d ids; search in several requests", maxSearchIDs)
+			}
+			q.IDs = append(q.IDs, id)
+		}
+	}
+	for _, v := range params["_lastUpdated"] {
+		from, to, err := lastUpdatedRange(v)
+		if err != nil {
+			return storage.Query{}, err
+		}
+		if !from.IsZero() && (q.From.IsZero() || from.After(q.From)) {
+			q.From = from
+		}
+		if !to.IsZero() && (q.To.IsZero() || to.Before(q.To)) {
+			q.To = to
+		}
+	}
+	switch tags := params["_tag"]; {
+	case len(tags) > 1 || (len(tags) == 1 && strings.Contains(tags[0], ",")):
+		return storage.Query{}, badRequest("_tag takes one system|code (several tags are not supported)")
+	case len(tags) == 1:
+		if q.Tag = query.TagToken(tags[0]); q.Tag == "" {
+			return storage.Query{}, badRequest("_tag %q is not a token (system|code, |code or code)", truncate(tags[0], 80))
+		}
+	}
+	return q, nil
+}
+
 // searchURL rebuilds the search with the given cursor, keeping the
 // parameters in a stable order.
 func searchURL(base string, params url.Values, cursor string) string {
 	q := url.Values{}
-	for _, k := range []string{"_id", "_lastUpdated", "_count", "_summary", "_format"} {
+	for _, k := range []string{"_id", "_lastUpdated", "_tag", "_count", "_summary", "_format"} {
 		if vs, ok := params[k]; ok {
 			q[k] = vs
 		}

@@ -159,6 +159,7 @@ func (s *Server) routes(e *echo.Echo) {
 	// Every Binary route checks the bearer token and writes an AuditEvent.
 	fhir.POST("/Binary", s.create, s.guard)
 	fhir.GET("/Binary", s.search, s.guard)
+	fhir.DELETE("/Binary", s.conditionalDelete, s.guard)
 	fhir.POST("/Binary/_search", s.searchForm, s.guard)
 	fhir.POST("/Binary/"+opUpload, s.uploadStart, s.guard)
 	fhir.GET("/Binary/"+opUpload+"/:id", s.uploadStatus, s.guard)

@@ -157,6 +157,9 @@ type Query struct {
 	Tenant string
 	Owner  string // only this owner's Binaries ("" = those with no owner)
 	IDs    []string
+	// Tag, when set, is a tag token (storage/query.TagToken): only Binaries
+	// whose current version carries that meta.tag.
+	Tag string
 	// LastUpdated in [From, To); zero bounds are open.
 	From, To time.Time
 	// Now: records expired at Now are left out.
@@ -214,6 +217,16 @@ type Catalog interface {
 	// Ping checks the catalog can be reached (readiness).
 	Ping(ctx context.Context) error
 	Close() error
+	// Lease records that holder (one open stream) reads the object key
+	// until the instant until; calling it again with the same holder
+	// renews it. Leases are seen by every process on the catalog: gc and
+	// expunge leave a leased object in place. A holder that dies without
+	// Release is forgotten once until passes.
+	Lease(ctx context.Context, key, holder string, until time.Time) error
+	// Release drops holder's lease on key (a missing lease is no error).
+	Release(ctx context.Context, key, holder string) error
+	// Leased reports whether any lease on key is still held at now.
+	Leased(ctx context.Context, key string, now time.Time) (bool, error)
 }
 
 // CheckKey refuses an object key that a caller names (an import) but that

@@ -69,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args, stdout, stderr)
 	case "import":
 		err = importCmd(args, stdout, stderr)
+	case "import-manifest":
+		err = importManifestCmd(args, stdout, stderr)
 	case "reindex":
 		err = reindexCmd(args, stdout, stderr)
 	case "gc":
@@ -115,6 +117,7 @@ func usage(w io.Writer) {
 commands:
   serve     run the HTTP service (default)
   import    register objects already in the store as Binaries
+  import-manifest  register every file of a Bulk Data manifest at once (all or nothing)
   reindex   rebuild the metadata catalog from the objects
   gc        remove expired, expunged and orphan objects (--dry-run lists them)
   expunge   erase Binaries by id: every version, a tombstone answers 410

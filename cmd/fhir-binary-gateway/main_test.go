@@ -211,7 +211,7 @@ func TestBadSettingStopsWithOneLine(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "fhir-binary-gateway ") {
 		t.Errorf("version: %q %v", out, err)
 	}
-	for _, sub := range []string{"import", "reindex", "gc"} {
+	for _, sub := range []string{"import", "import-manifest", "reindex", "gc"} {
 		out, err := exec.Command(bin, sub, "--help").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "usage: fhir-binary-gateway "+sub) {
 			t.Errorf("%s --help: %v %s", sub, err, out)

@@ -176,6 +176,9 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 			for _, k := range rep.AbortedUploads {
 				fmt.Fprintf(stdout, "%s %s (unfinished upload)\n", verb, k)
 			}
+			for _, k := range rep.Leased {
+				fmt.Fprintf(stdout, "kept %s (a download is reading it; a later gc removes it)\n", k)
+			}
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(stderr, "gc: warning: %s\n", w)
 			}

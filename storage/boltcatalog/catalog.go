@@ -6,6 +6,16 @@
 //	heads     tenant\x00id                    → current record, or its tombstone (JSON)
 //	versions  tenant\x00id\x00%010d version    → record (JSON)
 //	index     tenant\x00owner\x00%020d:id      → empty; %020d is lastUpdated in unix nanos
+//	tags      tenant\x00token\x00id             → empty; token from query.TagToken (entries
+//	                                            may outlive the tag: search re-reads the record)
+//
+// and, in a file of their own beside it (catalog.db → catalog.leases.db):
+//
+//	leases    objectkey\x00holder               → lease end (unix nanos, decimal)
+//
+// Leases are written twice per download and worth nothing after the
+// process ends (bbolt's lock makes it the only one on the data dir), so
+// their file is not synced and is started afresh by Open.
 //
 // Every write is one bolt transaction, so the version check, the records and
 // the index change together. bbolt has no TTL: expiry is enforced by the
@@ -32,6 +42,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/query"
 )
 
 // Options configure a Catalog.
@@ -43,7 +54,8 @@ type Options struct {
 
 // Catalog is a storage.Catalog in a bbolt file.
 type Catalog struct {
-	db *bolt.DB
+	db     *bolt.DB
+	leases *bolt.DB
 }
 
 var _ storage.Catalog = (*Catalog)(nil)
@@ -52,6 +64,8 @@ var (
 	headsBucket    = []byte("heads")
 	versionsBucket = []byte("versions")
 	indexBucket    = []byte("index")
+	tagsBucket     = []byte("tags")
+	leasesBucket   = []byte("leases")
 )
 
 // Open opens or creates the catalog file at path. bbolt locks the file, so a
@@ -71,7 +85,7 @@ func Open(path string, o Options) (*Catalog, error) {
 		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{headsBucket, versionsBucket, indexBucket} {
+		for _, name := range [][]byte{headsBucket, versionsBucket, indexBucket, tagsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -82,7 +96,29 @@ func Open(path string, o Options) (*Catalog, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	leases, err := openLeases(strings.TrimSuffix(path, filepath.Ext(path)) + ".leases.db")
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &Catalog{db: db, leases: leases}, nil
+}
+
+// openLeases starts the lease file afresh: holding the catalog's lock, no
+// other process can hold a lease.
+func openLeases(path string) (*bolt.DB, error) {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("boltcatalog: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoGrowSync: true, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(leasesBucket); return err }); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltcatalog: open %s: %w", path, err)
+	}
+	return db, nil
 }
 
 func headKey(ref storage.Ref) []byte { return []byte(ref.Tenant + "\x00" + ref.ID) }
@@ -90,6 +126,10 @@ func headKey(ref storage.Ref) []byte { return []byte(ref.Tenant + "\x00" + ref.I
 func versionKey(ref storage.Ref, version int) []byte {
 	return fmt.Appendf(nil, "%s\x00%s\x00%010d", ref.Tenant, ref.ID, version)
 }
+
+func tagPrefix(tenant, token string) []byte { return []byte(tenant + "\x00" + token + "\x00") }
+
+func tagKey(tenant, token, id string) []byte { return append(tagPrefix(tenant, token), id...) }
 
 func indexPrefix(tenant, owner string) []byte { return []byte(tenant + "\x00" + owner + "\x00") }
 
@@ -233,6 +273,11 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 		if err := tx.Bucket(versionsBucket).Put(versionKey(b.Ref(), b.Version), rec); err != nil {
 			return err
 		}
+		for _, tok := range query.TagSet(b) {
+			if err := tx.Bucket(tagsBucket).Put(tagKey(b.Tenant, tok, b.ID), nil); err != nil {
+				return err
+			}
+		}
 		return index.Put(indexKey(b), nil)
 	})
 	return unavailable("put", err)
@@ -320,6 +365,13 @@ func (c *Catalog) Expunge(ctx context.Context, ref storage.Ref, at time.Time) ([
 				return err
 			}
 		}
+		for _, b := range removed {
+			for _, tok := range query.TagSet(b) {
+				if err := tx.Bucket(tagsBucket).Delete(tagKey(ref.Tenant, tok, ref.ID)); err != nil {
+					return err
+				}
+			}
+		}
 		next := prev.Version
 		if !prev.Deleted {
 			next++
@@ -396,8 +448,8 @@ func (c *Catalog) Ping(ctx context.Context) error {
 	return unavailable("ping", c.db.View(func(*bolt.Tx) error { return nil }))
 }
 
-// Close releases the file and its lock.
-func (c *Catalog) Close() error { return c.db.Close() }
+// Close releases the files and the lock.
+func (c *Catalog) Close() error { return errors.Join(c.leases.Close(), c.db.Close()) }
 
 func encodeCursor(member string) string { return base64.RawURLEncoding.EncodeToString([]byte(member)) }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +32,10 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	}
 	var page storage.Page
 	err = c.db.View(func(tx *bolt.Tx) error {
+		if q.Tag != "" {
+			page, err = searchTag(tx, q, after)
+			return err
+		}
 		if len(q.IDs) > 0 {
 			page, err = searchIDs(tx, q, after)
 			return err
@@ -104,11 +109,31 @@ func searchIndex(tx *bolt.Tx, q storage.Query, after string) (storage.Page, erro
 	return query.ExactTotal(page, after, skipped), nil
 }
 
+// searchTag answers a _tag search from the tag's entries (one export is a
+// few hundred files), reading each record; an _id list narrows it further.
+func searchTag(tx *bolt.Tx, q storage.Query, after string) (storage.Page, error) {
+	var ids []string
+	prefix := tagPrefix(q.Tenant, q.Tag)
+	cur := tx.Bucket(tagsBucket).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		ids = append(ids, string(k[len(prefix):]))
+	}
+	if len(q.IDs) > 0 {
+		ids = slices.DeleteFunc(ids, func(id string) bool { return !slices.Contains(q.IDs, id) })
+	}
+	return recordsPage(tx, q, after, ids)
+}
+
 // searchIDs answers an _id search by reading those records directly.
 func searchIDs(tx *bolt.Tx, q storage.Query, after string) (storage.Page, error) {
+	return recordsPage(tx, q, after, query.IDs(q))
+}
+
+// recordsPage reads the current record of each id and pages those that match.
+func recordsPage(tx *bolt.Tx, q storage.Query, after string, ids []string) (storage.Page, error) {
 	heads := tx.Bucket(headsBucket)
 	var records []storage.Binary
-	for _, id := range query.IDs(q) {
+	for _, id := range ids {
 		v := heads.Get(headKey(storage.Ref{Tenant: q.Tenant, ID: id}))
 		if v == nil {
 			continue

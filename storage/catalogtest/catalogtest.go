@@ -43,6 +43,8 @@ func Run(t *testing.T, newCatalog func(t *testing.T) storage.Catalog) {
 		{"SearchPagingStableUnderUpdates", testSearchStable},
 		{"SearchDropsDeleted", testSearchDeleted},
 		{"SearchBadCursor", testSearchBadCursor},
+		{"SearchTag", testSearchTag},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

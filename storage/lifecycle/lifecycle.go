@@ -58,6 +58,7 @@ type Options struct {
 	ImportPrefixes   []string      // keys $import may register (empty: ImportAreaPrefix)
 	StoreGzip        []string      // media types stored gzip-compressed (GATEWAY_STORE_GZIP)
 	BackendTimeout   time.Duration // bound of one catalog call, and of clean-up
+	LeaseTTL         time.Duration // life of a read lease between renewals (0: DefaultLeaseTTL)
 	Now              func() time.Time
 	Log              *slog.Logger
 }
@@ -79,6 +80,9 @@ func New(objects storage.ObjectStore, catalog storage.Catalog, o Options) *Binar
 	}
 	if o.BackendTimeout <= 0 {
 		o.BackendTimeout = 2 * time.Second
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
 	}
 	if o.MaxUploadSize <= 0 {
 		o.MaxUploadSize = 5 << 30
@@ -400,6 +404,12 @@ func (l *Binaries) Expunge(ctx context.Context, cur storage.Binary) error {
 				l.o.Log.Warn("manifest of an expunged import left as it was", "key", storage.ManifestKey(v), "error", err.Error())
 			}
 		default:
+			if leased, err := l.catalog.Leased(dctx, v.ObjectKey, time.Now()); leased || err != nil {
+				// A download still reads it (or we can't tell): gc
+				// removes it once no lease holds it.
+				l.o.Log.Info("object of an expunged version left for gc", "key", v.ObjectKey, "leased", leased)
+				continue
+			}
 			if err := l.objects.Delete(dctx, v.ObjectKey); err != nil {
 				l.o.Log.Warn("object left for gc", "key", v.ObjectKey, "error", err.Error())
 			}

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -36,6 +37,9 @@ type GCReport struct {
 	AbortedUploads []string
 	// Warnings are steps that could not be done (the rest was).
 	Warnings []string
+	// Leased are objects gc would have removed but an open download reads
+	// (a read lease holds them): a later run removes them.
+	Leased []string
 }
 
 // GC removes the objects of expired versions, the objects of deleted
@@ -53,11 +57,26 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 		return rep, err
 	}
 	remove := func(key, why string) error {
+		if held, err := catalog.Leased(ctx, key, time.Now()); err != nil || held {
+			if err != nil {
+				return fmt.Errorf("read lease of %s: %w", key, err)
+			}
+			rep.Leased = append(rep.Leased, key)
+			rep.Kept++
+			return errLeased
+		}
 		rep.Removed = append(rep.Removed, key+" "+why)
 		if o.DryRun {
 			return nil
 		}
 		return objects.Delete(ctx, key)
+	}
+	// removeListed is remove for a listed object: a leased one is kept.
+	removeListed := func(key, why string) error {
+		if err := remove(key, why); !errors.Is(err, errLeased) {
+			return err
+		}
+		return nil
 	}
 	// Imported files (and their manifests) are decided after the listing,
 	// against a second look at the catalog: an import of the same file made
@@ -86,14 +105,14 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			case expired[info.Key]:
 				// A record names it, so it is no upload in flight: the
 				// grace does not apply (every version has a key of its own).
-				return remove(info.Key, "(expired)")
+				return removeListed(info.Key, "(expired)")
 			case o.Now.Sub(info.ModTime) < o.Grace && !manifest.Deleted:
 				// Maybe an upload or import whose record is being written
 				// (the manifest of a deleted import is not). Unless the
 				// object itself says it has expired: Redis forgets a
 				// record at its expiry, so the catalog may not name it.
 				if !isManifest && objectExpired(ctx, objects, info.Key, o.Now) {
-					return remove(info.Key, "(expired)")
+					return removeListed(info.Key, "(expired)")
 				}
 				if isManifest && manifest.ObjectKey != "" {
 					inFlight[manifest.ObjectKey] = true
@@ -104,7 +123,7 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 				imports = append(imports, importCandidate{manifest: info.Key, file: manifest.ObjectKey, why: "(imported, no live record)"})
 				return nil
 			}
-			return remove(info.Key, "(no live record)")
+			return removeListed(info.Key, "(no live record)")
 		})
 		if err != nil {
 			return rep, fmt.Errorf("listing %s: %w", prefix, err)
@@ -141,7 +160,11 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 		// The file first, then the manifest that names it: a manifest
 		// removed first would leave nothing that leads gc to the file.
 		if c.file != "" && !live[c.file] && !liveNow[c.file] && !inFlight[c.file] && !gone[c.file] {
-			if err := remove(c.file, c.why); err != nil {
+			err := remove(c.file, c.why)
+			if errors.Is(err, errLeased) {
+				continue // the manifest stays too: it leads the next run to the file
+			}
+			if err != nil {
 				return rep, err
 			}
 			gone[c.file] = true
@@ -151,13 +174,16 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			if c.why == "(imported, expired)" {
 				why = "(expired)"
 			}
-			if err := remove(c.manifest, why); err != nil {
+			if err := removeListed(c.manifest, why); err != nil {
 				return rep, err
 			}
 		}
 	}
 	return rep, nil
 }
+
+// errLeased: an object gc keeps because a download reads it.
+var errLeased = errors.New("leased by an open download")
 
 // importCandidate is an imported file and its manifest that no record
 // needed when gc looked.

@@ -38,6 +38,7 @@ type ImportRequest struct {
 	Owner           string // the client the Binary belongs to
 	ExpiresAt       time.Time
 	Now             time.Time
+	Tags            []storage.Coding // meta.tag of the Binary ($import-manifest: the export)
 }
 
 // Import hashes the object, writes a manifest beside the gateway's own
@@ -86,6 +87,7 @@ func Import(ctx context.Context, objects storage.ObjectStore, catalog storage.Ca
 		Owner:           r.Owner,
 		LastUpdated:     r.Now.UTC().Truncate(time.Millisecond),
 		ExpiresAt:       r.ExpiresAt,
+		Tags:            r.Tags,
 	}
 	// A gzip file is registered as what it decodes to: Patient.ndjson.gz is
 	// an ndjson Binary named Patient.ndjson.

@@ -15,9 +15,9 @@ func IDs(q storage.Query) []string {
 }
 
 // Matches reports whether a current record answers q: the caller's own, live
-// at q.Now, and inside the _lastUpdated range [From, To).
+// at q.Now, inside the _lastUpdated range [From, To), carrying q.Tag.
 func Matches(q storage.Query, b storage.Binary) bool {
-	return !b.Deleted && b.Owner == q.Owner && !b.Expired(q.Now) && InRange(q, b)
+	return !b.Deleted && b.Owner == q.Owner && !b.Expired(q.Now) && InRange(q, b) && HasTag(b, q.Tag)
 }
 
 // InRange reports whether b's lastUpdated lies in [q.From, q.To) (zero is open).
@@ -68,4 +68,50 @@ func ExactTotal(page storage.Page, cursor string, skipped int) storage.Page {
 		page.Total = max(page.Total-skipped, len(page.Items))
 	}
 	return page
+}
+
+// TagToken is the index token of a FHIR _tag search value: "system|code"
+// (a Coding of that system; "|code" one with no system) or a bare "code"
+// (any system). "" for a value with no code.
+func TagToken(param string) string {
+	system, code, ok := strings.Cut(param, "|")
+	switch {
+	case code == "" && ok, !ok && system == "":
+		return ""
+	case ok:
+		return "s:" + system + "|" + code
+	}
+	return "c:" + system
+}
+
+// TagTokens are the tokens a record carrying tag c is found by: the exact
+// system|code, and the code alone.
+func TagTokens(c storage.Coding) []string {
+	if c.Code == "" {
+		return nil
+	}
+	return []string{"s:" + c.System + "|" + c.Code, "c:" + c.Code}
+}
+
+// HasTag reports whether b carries a tag the token names ("" matches all).
+func HasTag(b storage.Binary, token string) bool {
+	if token == "" {
+		return true
+	}
+	for _, c := range b.Tags {
+		if slices.Contains(TagTokens(c), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// TagSet is the set of every token of b's tags, without repeats.
+func TagSet(b storage.Binary) []string {
+	var out []string
+	for _, c := range b.Tags {
+		out = append(out, TagTokens(c)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"fhir-binary-gateway/storage"
+	"fhir-binary-gateway/storage/query"
 )
 
 // Catalog is a storage.Catalog kept in Redis.
@@ -225,6 +226,13 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 	if err := c.client.ZAdd(ctx, idx, redis.Z{Member: member}).Err(); err != nil {
 		return mapError(ctx, "index", err)
 	}
+	for _, tok := range query.TagSet(b) {
+		// Like the index entry, before the record; Search re-reads the
+		// record, so an entry whose tag went away matches nothing.
+		if err := c.client.SAdd(ctx, c.tagKey(b.Tenant, tok), b.ID).Err(); err != nil {
+			return mapError(ctx, "index", err)
+		}
+	}
 	res, err := putScript.Run(ctx, c.client, c.binaryKeys(ref), b.Version, rec, hd, recordExpiry, headExpiry).Slice()
 	if err != nil {
 		return mapError(ctx, "put", err)
@@ -306,6 +314,11 @@ func (c *Catalog) Expunge(ctx context.Context, ref storage.Ref, at time.Time) ([
 	}
 	slices.SortFunc(removed, func(a, b storage.Binary) int { return b.Version - a.Version })
 	c.unindex(ctx, ref, res[1])
+	for _, b := range removed {
+		for _, tok := range query.TagSet(b) {
+			_ = c.client.SRem(ctx, c.tagKey(ref.Tenant, tok), ref.ID).Err() // best effort, as unindex
+		}
+	}
 	return removed, nil
 }
 

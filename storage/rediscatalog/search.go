@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,9 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	}
 	if q.Now.IsZero() {
 		q.Now = time.Now()
+	}
+	if q.Tag != "" {
+		return c.searchTag(ctx, q, after)
 	}
 	if len(q.IDs) > 0 {
 		return c.searchIDs(ctx, q, after)
@@ -140,10 +144,34 @@ func (c *Catalog) Search(ctx context.Context, q storage.Query) (storage.Page, er
 	return query.ExactTotal(page, q.Cursor, skipped), nil
 }
 
+// tagKey is the set of ids whose records carried a tag token. Entries of
+// Binaries that expired stay until they are expunged; search skips them.
+func (c *Catalog) tagKey(tenant, token string) string {
+	return c.ns + ":t:{" + tenant + "\x1f" + token + "}"
+}
+
+// searchTag answers a _tag search from the tag's set (one export is a few
+// hundred files), re-reading each record; an _id list narrows it further.
+func (c *Catalog) searchTag(ctx context.Context, q storage.Query, after string) (storage.Page, error) {
+	ids, err := c.client.SMembers(ctx, c.tagKey(q.Tenant, q.Tag)).Result()
+	if err != nil {
+		return storage.Page{}, mapError(ctx, "search", err)
+	}
+	if len(q.IDs) > 0 {
+		ids = slices.DeleteFunc(ids, func(id string) bool { return !slices.Contains(q.IDs, id) })
+	}
+	return c.recordsPage(ctx, q, after, ids)
+}
+
 // searchIDs answers an _id search by reading those records directly: the
 // list is short, so there is no index to walk.
 func (c *Catalog) searchIDs(ctx context.Context, q storage.Query, after string) (storage.Page, error) {
-	records, err := c.currentRecords(ctx, q.Tenant, query.IDs(q))
+	return c.recordsPage(ctx, q, after, query.IDs(q))
+}
+
+// recordsPage reads the current record of each id and pages those that match.
+func (c *Catalog) recordsPage(ctx context.Context, q storage.Query, after string, ids []string) (storage.Page, error) {
+	records, err := c.currentRecords(ctx, q.Tenant, ids)
 	if err != nil {
 		return storage.Page{}, err
 	}

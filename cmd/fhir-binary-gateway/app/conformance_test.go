@@ -244,7 +244,7 @@ func TestConformanceValidatorAndFindings(t *testing.T) {
 	doc := fmt.Sprint(cs)
 	fs = append(fs, finding{name: "CapabilityStatement names the meta.extension URLs", ok: strings.Contains(doc, "meta.extension "+gateway.ExtExpires) && strings.Contains(doc, gateway.ExtFilename)})
 	fs = append(fs, finding{name: "CapabilityStatement says why XML is refused", ok: strings.Contains(doc, "FHIR XML is not supported")})
-	for _, id := range []string{"Binary-binary-access-read", "Binary-export-download", "Binary-import"} {
+	for _, id := range []string{"Binary-binary-access-read", "Binary-export-download", "Binary-import", "Binary-import-manifest", "Binary-expunge"} {
 		res, body = g.do(http.MethodGet, "/OperationDefinition/"+id, nil, fhir...)
 		e.add("OperationDefinition/"+id, res, body, 200, "OperationDefinition")
 	}

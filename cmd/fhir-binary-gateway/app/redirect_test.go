@@ -260,8 +260,8 @@ func TestMetadataAndHealth(t *testing.T) {
 		t.Fatalf("CapabilityStatement: %v", err)
 	}
 	ops := cs.Rest[0].Resource[0].Operation
-	if len(ops) != 5 {
-		t.Errorf("operations %+v, want binary-access-read, export-download, import, expunge, upload", ops)
+	if len(ops) != 6 {
+		t.Errorf("operations %+v, want binary-access-read, export-download, import, import-manifest, expunge, upload", ops)
 	}
 	for _, op := range ops {
 		res, body := g.do(http.MethodGet, op.Definition, nil)
