@@ -77,6 +77,7 @@ type Store struct {
 	uploader *manager.Uploader
 	cfg      aws.Config
 	opts     Options
+	raw      *rawGets // spliced reads (SpliceReads); nil: every read goes through the SDK
 }
 
 var _ storage.ObjectStore = (*Store)(nil)
