@@ -73,6 +73,7 @@ type Config struct {
 	CompleteTimeout  time.Duration  // floor of an upload complete's time limit (grown with the size)
 	IdleTimeout      time.Duration  // http.Server IdleTimeout (longer than the load balancer's)
 	MaxRetention     time.Duration  // longest expiry a Binary may have (0: no cap)
+	S3Splice         string         // auto: splice streamed downloads from a plain-HTTP S3 endpoint; off: always the SDK's reads
 }
 
 // setting describes one variable/flag pair.
@@ -121,6 +122,7 @@ func settings() []setting {
 		{"GATEWAY_UPLOAD_SESSION_TTL", "upload-session-ttl", "24h", "longest life of an upload session", func(c *Config, v string) (err error) { c.UploadSessionTTL, err = positiveDuration(v); return }},
 		{"GATEWAY_COMPLETE_TIMEOUT", "complete-timeout", "60s", "longest time an upload session's complete may take (S3 copy and read-back), grown by 1 s per 50 MiB of the upload", func(c *Config, v string) (err error) { c.CompleteTimeout, err = positiveDuration(v); return }},
 		{"GATEWAY_IDLE_TIMEOUT", "idle-timeout", "10m", "how long an idle keep-alive connection stays open (must exceed the load balancer's idle timeout)", func(c *Config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
+		{"GATEWAY_S3_SPLICE", "s3-splice", SpliceAuto, "auto: streamed downloads from a plain-HTTP S3 endpoint are spliced socket to socket; off: read through the SDK", setSplice},
 		{"GATEWAY_MAX_RETENTION", "max-retention", "0", "longest expiry a Binary may have, and the life given to one that names none (0: no cap)", func(c *Config, v string) (err error) { c.MaxRetention, err = nonNegDuration(v); return }},
 	}
 }
@@ -295,6 +297,21 @@ func setMode(c *Config, v string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not stream, redirect or auto", v)
+}
+
+// Values of GATEWAY_S3_SPLICE.
+const (
+	SpliceAuto = "auto"
+	SpliceOff  = "off"
+)
+
+func setSplice(c *Config, v string) error {
+	switch v {
+	case SpliceAuto, SpliceOff:
+		c.S3Splice = v
+		return nil
+	}
+	return fmt.Errorf("%q is not auto or off", v)
 }
 
 func setAuth(c *Config, v string) error {

@@ -1,6 +1,13 @@
 package gateway
 
-import "io"
+import (
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"fhir-binary-gateway/storage"
+)
 
 // copyBufferSize is the download copy's buffer. A read takes whatever the
 // S3 socket holds, up to this much, and one write hands it to the client:
@@ -44,9 +51,18 @@ func putCopyBuffer(b []byte) {
 // cost more CPU than it saved in waiting, on a machine where the gateway,
 // S3 and the client share the cores.) The writer's ReaderFrom is hidden so
 // that the copy always uses this bounded buffer.
+//
+// A body that can be spliced (storage.Splicer: an S3 answer on a plain-HTTP
+// connection) going to a writer with a ReadFrom (spliceTarget) skips the
+// buffer: the kernel moves the bytes from socket to socket.
 func copyContent(dst io.Writer, body io.Reader, n int64) (int64, error) {
 	if n <= 0 {
 		return 0, nil
+	}
+	if sp, ok := body.(storage.Splicer); ok {
+		if _, ok := dst.(io.ReaderFrom); ok {
+			return sp.SpliceTo(dst, n)
+		}
 	}
 	buf := getCopyBuffer()
 	defer putCopyBuffer(buf)
@@ -54,4 +70,44 @@ func copyContent(dst io.Writer, body io.Reader, n int64) (int64, error) {
 		buf = buf[:n]
 	}
 	return io.CopyBuffer(writerOnly{dst}, io.LimitReader(body, n), buf)
+}
+
+// spliceTarget is what a download's bytes are written to: the response
+// itself, or, on an HTTP/1 connection without TLS (where net/http's
+// response hands a ReadFrom to the *net.TCPConn, which splices), the
+// response with that ReadFrom exposed. Over TLS or HTTP/2 net/http would
+// copy through a 32 KiB buffer instead: there the bounded 1 MiB copy stays.
+func spliceTarget(c echo.Context, dst io.Writer) io.Writer {
+	res, ok := dst.(*echo.Response)
+	req := c.Request()
+	if !ok || req.TLS != nil || req.ProtoMajor != 1 {
+		return dst
+	}
+	// Only the writer echo wraps directly: unwrapping past another wrapper
+	// (compression, tracing) would skip what it does to the bytes. A
+	// wrapper that wants spliced downloads implements io.ReaderFrom.
+	rf, ok := res.Writer.(io.ReaderFrom)
+	if !ok {
+		return res
+	}
+	return splicingResponse{res: res, rf: rf}
+}
+
+// splicingResponse writes through echo's Response (which commits and counts
+// the bytes for the metrics and the log) and reads from a body through the
+// ReadFrom underneath it, adding what that moved to the same count.
+type splicingResponse struct {
+	res *echo.Response
+	rf  io.ReaderFrom
+}
+
+func (w splicingResponse) Write(p []byte) (int, error) { return w.res.Write(p) }
+
+func (w splicingResponse) ReadFrom(r io.Reader) (int64, error) {
+	if !w.res.Committed {
+		w.res.WriteHeader(http.StatusOK)
+	}
+	n, err := w.rf.ReadFrom(r)
+	w.res.Size += n
+	return n, err
 }

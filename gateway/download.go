@@ -201,7 +201,7 @@ func hasValidators(h http.Header) bool {
 // midway the error reaches handleError with the response committed, which
 // aborts the connection: the client sees a short body, never a clean end.
 func (s *Server) copyBody(c echo.Context, dst io.Writer, body io.Reader, n int64) error {
-	written, err := copyContent(dst, body, n)
+	written, err := copyContent(spliceTarget(c, dst), body, n)
 	if err == nil && written < n && n != toTheEnd {
 		err = fmt.Errorf("object ended after %d of %d bytes", written, n)
 	}

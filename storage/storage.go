@@ -67,6 +67,19 @@ type PutOptions struct {
 	Metadata map[string]string
 }
 
+// Splicer is implemented by a reader Open returns when its bytes arrive on
+// a network socket that can be handed to the kernel: SpliceTo writes at
+// most n more bytes to w, through w's ReadFrom when w has one (a net/http
+// response on a TCP connection then moves them with splice(2), never
+// through this process), else with w.Write. Like io.Copy it returns a short
+// count and no error at the end of the range Open was asked for; its errors
+// are those of Read (an object that ends early is one), and a failed write
+// ends it too.
+type Splicer interface {
+	io.Reader
+	SpliceTo(w io.Writer, n int64) (int64, error)
+}
+
 // ObjectStore keeps the bytes of Binaries. Keys are relative to the store's
 // own root (bucket+prefix or data directory) and use '/' as separator.
 type ObjectStore interface {

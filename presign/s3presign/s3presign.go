@@ -367,3 +367,21 @@ type clockSigner struct {
 func (c clockSigner) PresignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string, _ time.Time, optFns ...func(*v4.SignerOptions)) (string, http.Header, error) {
 	return c.inner.PresignHTTP(ctx, creds, r, payloadHash, service, region, c.at, optFns...)
 }
+
+// readURLLife is how long a URL SignGet makes lives: it is sent at once.
+const readURLLife = time.Minute
+
+// SignGet presigns a plain GET of key (a store key) for the store's own
+// reads (s3store.Store.SpliceReads): no response overrides, a minute of
+// life. It needs the fast signer's settings; with others it fails and the
+// store keeps the SDK's reads.
+func (p *Presigner) SignGet(ctx context.Context, key string) (string, error) {
+	if p.fast == nil || p.creds == nil || key == "" && p.store.Prefix() == "" {
+		return "", errUseSDK
+	}
+	creds, err := p.creds.Retrieve(ctx)
+	if err != nil {
+		return "", fmt.Errorf("sign GET %s: AWS credentials: %w", key, err)
+	}
+	return p.fast.presign(creds, key, presign.Request{}, time.Now().UTC().Truncate(time.Second), readURLLife), nil
+}

@@ -70,7 +70,17 @@ func (l *Binaries) open(ctx context.Context, ref storage.Ref, key string, openOb
 	}
 	lease.ReadCloser = rc
 	go lease.renew()
+	if _, ok := rc.(storage.Splicer); ok {
+		return splicingLease{lease}, nil // the lease keeps the kernel's zero-copy path open
+	}
 	return lease, nil
+}
+
+// splicingLease is a leased reader whose content can be spliced.
+type splicingLease struct{ *leasedReader }
+
+func (r splicingLease) SpliceTo(w io.Writer, n int64) (int64, error) {
+	return r.ReadCloser.(storage.Splicer).SpliceTo(w, n)
 }
 
 // Leased reports whether an open stream reads key.

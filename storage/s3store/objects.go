@@ -117,6 +117,11 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 	if offset < 0 {
 		return nil, fmt.Errorf("open %s at %d: %w", key, offset, storage.ErrInvalidRange)
 	}
+	if s.raw != nil && length != 0 {
+		if r, err := s.openRaw(ctx, key, offset, length); !errors.Is(err, errUseSDK) {
+			return r, err
+		}
+	}
 	in := &s3.GetObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.FullKey(key))}
 	switch {
 	case length == 0:

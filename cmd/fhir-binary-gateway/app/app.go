@@ -112,7 +112,16 @@ func OpenBackends(ctx context.Context, cfg config.Config) (*Backends, error) {
 		}
 		b.Objects = st
 		b.Presigner = s3presign.New(st, cfg.S3PublicEndpoint)
-		objDesc = "s3://" + cfg.S3Bucket + "/" + cfg.S3Prefix
+		reads := "reads through the SDK"
+		if cfg.S3Splice != config.SpliceOff {
+			// Signed for the endpoint the store itself talks to, not the public one.
+			if ok, why := st.SpliceReads(ctx, s3presign.New(st, "")); ok {
+				reads = "spliced reads"
+			} else {
+				reads += ": " + why
+			}
+		}
+		objDesc = "s3://" + cfg.S3Bucket + "/" + cfg.S3Prefix + " (" + reads + ")"
 	} else {
 		dir := filepath.Join(cfg.DataDir, "objects")
 		st, err := fsstore.New(dir)

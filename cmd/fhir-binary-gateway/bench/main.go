@@ -39,6 +39,9 @@ type plan struct {
 	RSSClients      int
 	RSSSize         int64
 	GoBenchTime     string // go test -benchtime
+	SessionSize     int64  // the upload-session file (issue 11); 0: none
+	SessionPartSize int64
+	SessionReps     int
 }
 
 func fullPlan() plan {
@@ -53,6 +56,9 @@ func fullPlan() plan {
 		RSSClients:      16,
 		RSSSize:         gib,
 		GoBenchTime:     "1s",
+		SessionSize:     gib,
+		SessionPartSize: 64 * mib,
+		SessionReps:     2,
 	}
 }
 
@@ -68,11 +74,14 @@ func quickPlan() plan {
 		RSSClients:      4,
 		RSSSize:         16 * mib,
 		GoBenchTime:     "20x",
+		SessionSize:     16 * mib,
+		SessionPartSize: 5 * mib,
+		SessionReps:     2,
 	}
 }
 
 var (
-	allSections = []string{"gobench", "upload", "download", "small", "rss"}
+	allSections = []string{"gobench", "upload", "session", "download", "small", "rss"}
 	allBackends = []string{"minio", "versitygw"}
 )
 
@@ -235,6 +244,11 @@ func (b *bench) onBackend(ctx context.Context, name string) error {
 	var be *backend
 	switch name {
 	case "minio":
+		// scripts/services.sh starts versitygw unless told otherwise: a
+		// server is never reported under another's name.
+		if b.svc.S3Server != "minio" {
+			return fmt.Errorf("the running services' S3 server is %q, not MinIO: stop them (scripts/services.sh down) and let make bench start MinIO, or pass -backends versitygw", b.svc.S3Server)
+		}
 		be = b.svc.MinIO
 	case "versitygw":
 		var err error

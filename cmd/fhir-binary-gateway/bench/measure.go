@@ -71,6 +71,7 @@ type backendResult struct {
 	Name, Version string
 	CPUNames      []string
 	Uploads       []*uploadRow
+	Sessions      []*sessionRow
 	Downloads     []*downloadRow
 	Small         []*smallRow
 	RSS           []rssRow
@@ -135,6 +136,7 @@ func (r *onS3) measure(ctx context.Context) error {
 		run  func(context.Context) error
 	}{
 		{"upload", r.uploads},
+		{"session", r.sessionUploads},
 		{"download", r.downloads},
 		{"small", r.smallRequests},
 	}

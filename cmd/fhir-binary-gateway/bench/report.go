@@ -64,6 +64,9 @@ func markdown(r *results) string {
 		if len(be.Uploads) > 0 {
 			uploadTable(p, r, be)
 		}
+		if len(be.Sessions) > 0 {
+			sessionTable(p, be)
+		}
 		if len(be.Downloads) > 0 {
 			downloadTable(p, r, be)
 		}
@@ -136,6 +139,10 @@ func targets(r *results) []target {
 			ts = append(ts, target{be.Name, fmt.Sprintf("upload %s ≥ %.2f× tusd and ≥ %.2f× direct multipart", SizeName(u.Size), targetUploadTusd, targetUploadDirect),
 				fmt.Sprintf("%s tusd, %s direct", Times(rt), Times(rd)), rt >= targetUploadTusd && rd >= targetUploadDirect})
 		}
+		for _, s := range be.Sessions {
+			ts = append(ts, target{be.Name, fmt.Sprintf("upload %s through a session (%d in flight) ≥ %.2f× the SDK's direct multipart (issue 11)", SizeName(s.Size), s.InFlight, targetSession),
+				Times(s.ratio()), s.ratio() >= targetSession})
+		}
 		for _, d := range be.Downloads {
 			t := downloadTarget(be.Name, d.Size, d.Clients)
 			if t == 0 {
@@ -170,7 +177,7 @@ func targetsTable(p printer, r *results) {
 		return
 	}
 	p("")
-	p("## Targets (issue 16)")
+	p("## Targets (issues 16 and 11)")
 	p("")
 	p("| S3 server | target | this run | |")
 	p("| --- | --- | ---: | :-: |")

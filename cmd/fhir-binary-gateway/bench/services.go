@@ -31,6 +31,7 @@ type services struct {
 	MinIO    *backend // from .services/env
 	Prefix   string   // Redis key prefix (GATEWAY_REDIS_PREFIX)
 	Tag      string   // this run's random tag (bucket names, prefixes)
+	S3Server string   // TEST_S3_SERVER of the running services: which server MinIO's endpoint really is
 }
 
 // backend is one S3 server the run measures on, and this run's bucket there.
@@ -83,6 +84,7 @@ func servicesFromEnv(root string) (*services, error) {
 	s.Prefix = "fbg-bench-" + s.Tag
 	m.Bucket = "fbg-bench-" + s.Tag
 	m.Version = minioVersion(root)
+	s.S3Server = os.Getenv("TEST_S3_SERVER")
 	return s, nil
 }
 

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"fhir-binary-gateway/cmd/fhir-binary-gateway/uploadclient"
+)
+
+// Issue 11's speed figure: a file uploaded through an upload session (parts
+// PUT straight to S3 on presigned URLs, then the gateway's complete, which
+// joins them in S3 and hashes the result) against the SDK's multipart
+// upload of the same file, with the same part size and parts in flight.
+const (
+	targetSession   = 0.95 // session ≥ 95% of the SDK's direct multipart
+	sessionInFlight = 4
+)
+
+// Path names of the session rows.
+const (
+	pSessionDirect = "direct multipart"
+	pSession       = "gateway session"
+)
+
+var sessionPaths = []string{pSessionDirect, pSession}
+
+type sessionRow struct {
+	Size, PartSize int64
+	InFlight       int
+	Paths          map[string]*transferResult
+	Complete       time.Duration // the gateway's complete (POST <upload>), all repetitions
+	CompleteCPU    time.Duration // the gateway's CPU over those completes
+}
+
+// sessionUploads uploads one file through a session and directly, in
+// alternating orders, SessionReps times.
+func (r *onS3) sessionUploads(ctx context.Context) error {
+	size, partSize := r.plan.SessionSize, r.plan.SessionPartSize
+	if size <= 0 {
+		return nil
+	}
+	file := filepath.Join(r.tmp, fmt.Sprintf("session-%d.bin", size))
+	if err := writeContentFile(file, size, r.nextSalt()); err != nil {
+		return err
+	}
+	defer os.Remove(file)
+	up := manager.NewUploader(r.be.newS3(newHTTPClient(sessionInFlight, false)), func(u *manager.Uploader) {
+		u.PartSize, u.Concurrency = partSize, sessionInFlight
+		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	})
+	gw := r.servers[pStream]
+	row := &sessionRow{Size: size, PartSize: partSize, InFlight: sessionInFlight, Paths: map[string]*transferResult{}}
+	for _, p := range sessionPaths {
+		row.Paths[p] = &transferResult{}
+	}
+	for rep := range r.plan.SessionReps {
+		order := rotate(sessionPaths, rep)
+		var line []string
+		for _, p := range order {
+			var completeStart time.Time
+			var cpuBefore time.Duration
+			var directKey string
+			res, err := runTransfers(ctx, 1, 0, 1, r.meter, func(ctx context.Context, _ int, _ []byte) (int64, error) {
+				switch p {
+				case pSessionDirect:
+					f, err := os.Open(file)
+					if err != nil {
+						return 0, err
+					}
+					defer f.Close()
+					directKey = fmt.Sprintf("bench-session-direct/%d", r.nextSalt())
+					_, err = up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(r.be.Bucket), Key: aws.String(directKey), Body: f})
+					return size, err
+				default:
+					_ = os.Remove(file + ".upload") // no resume of the last repetition
+					_, err := uploadclient.Upload(ctx, uploadclient.Options{
+						BaseURL: gw.URL, File: file, ContentType: "application/octet-stream",
+						PartSize: partSize, Parallel: sessionInFlight, HTTP: newHTTPClient(sessionInFlight, false),
+						Progress: func(sent, total int64) {
+							if sent == total { // every part is in S3: the complete starts
+								completeStart = time.Now()
+								cpuBefore, _ = procCPU(gw.Pid)
+							}
+						},
+					})
+					if err == nil && !completeStart.IsZero() {
+						row.Complete += time.Since(completeStart)
+						cpuAfter, _ := procCPU(gw.Pid)
+						row.CompleteCPU += cpuAfter - cpuBefore
+					}
+					return size, err
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("%s of %s: %w", p, SizeName(size), err)
+			}
+			if directKey != "" { // untimed: the disk space goes
+				if _, err := r.be.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.be.Bucket), Key: aws.String(directKey)}); err != nil {
+					return err
+				}
+			}
+			row.Paths[p].add(res)
+			line = append(line, fmt.Sprintf("%s %.0f", p, res.MiBps()))
+		}
+		logf("%s session upload %s rep %d (MiB/s): %s", r.be.Name, SizeName(size), rep+1, strings.Join(line, ", "))
+	}
+	r.res.Sessions = append(r.res.Sessions, row)
+	logf("%s session upload %s: %s of direct multipart (target ≥ %.2f× %s); complete %.1f s, %.2f gateway CPU-s per GiB", r.be.Name, SizeName(size),
+		Times(row.ratio()), targetSession, Mark(row.ratio() >= targetSession), row.Complete.Seconds()/float64(r.plan.SessionReps), row.completeCPUPerGiB())
+	return nil
+}
+
+func (s *sessionRow) ratio() float64 {
+	return Ratio(s.Paths[pSession].MiBps(), s.Paths[pSessionDirect].MiBps())
+}
+
+func (s *sessionRow) completeCPUPerGiB() float64 {
+	n := s.Paths[pSession].Bytes
+	if n == 0 {
+		return 0
+	}
+	return s.CompleteCPU.Seconds() / (float64(n) / gib)
+}
+
+// writeContentFile writes size bytes of content (salted) to path: the
+// upload client reads a file.
+func writeContentFile(path string, size int64, salt uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, newContent(size, salt)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func sessionTable(p printer, be *backendResult) {
+	p("")
+	p("### Upload through a session (%s)", be.Name)
+	p("")
+	p("Issue 11: one file uploaded through an upload session (`POST /Binary/$upload`, the parts `PUT`")
+	p("straight to S3 on their presigned URLs by the `upload` client's code, then `POST <upload>`, which")
+	p("joins the parts in S3 and reads the result back once to hash it) against the SDK's multipart")
+	p("upload of the same file, with the same part size and parts in flight. The repetitions alternate")
+	p("which goes first. Complete is the wall time from the last part's arrival to the Binary; its CPU is")
+	p("the gateway process's over that time.")
+	p("")
+	p("| file | part size | in flight | reps | direct multipart MiB/s | session MiB/s | session ÷ direct | target | complete s (mean) | complete gateway CPU-s per GiB |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: | ---: | ---: |")
+	for _, s := range be.Sessions {
+		reps := s.Paths[pSession].Count
+		p("| %s | %s | %d | %d | %.0f | %.0f | %s | %s | %.1f | %.2f |", SizeName(s.Size), SizeName(s.PartSize), s.InFlight, reps,
+			s.Paths[pSessionDirect].MiBps(), s.Paths[pSession].MiBps(), Times(s.ratio()), Mark(s.ratio() >= targetSession),
+			s.Complete.Seconds()/float64(max(reps, 1)), s.completeCPUPerGiB())
+	}
+}
