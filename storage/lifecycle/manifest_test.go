@@ -13,6 +13,9 @@ import (
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/lifecycle"
 	"fhir-binary-gateway/storage/operator"
+	"fhir-binary-gateway/storage/rediscatalog"
+	"fhir-binary-gateway/storage/s3store"
+	"fhir-binary-gateway/storage/testenv"
 )
 
 // failingOpen fails reading one key, after the imports around it are well
@@ -52,7 +55,36 @@ func (c *slowPut) Put(ctx context.Context, b storage.Binary) error {
 // imported concurrently leaves no Binary and no import manifest, even of
 // an import that completed after the failure; the exporter's files stay.
 func TestImportAllTakesEverythingBack(t *testing.T) {
-	_, objects, catalog := stores(t)
+	t.Run("embedded", func(t *testing.T) {
+		_, objects, catalog := stores(t)
+		testImportAllTakesEverythingBack(t, objects, catalog)
+	})
+	t.Run("s3+redis", func(t *testing.T) {
+		objects, catalog := realStores(t)
+		testImportAllTakesEverythingBack(t, objects, catalog)
+	})
+}
+
+// realStores are the S3 server and Redis of make test, a bucket and a
+// namespace of their own.
+func realStores(t *testing.T) (storage.ObjectStore, storage.Catalog) {
+	env := testenv.S3(t)
+	objects, err := s3store.New(t.Context(), s3store.Options{
+		Bucket: env.Bucket, PathStyle: true, Endpoint: env.Endpoint, Region: env.Region,
+		AccessKey: env.AccessKey, SecretKey: env.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := rediscatalog.New(t.Context(), rediscatalog.Options{URL: testenv.RedisURL(t), Namespace: testenv.RandomName("fbglc")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = catalog.Close() })
+	return objects, catalog
+}
+
+func testImportAllTakesEverythingBack(t *testing.T, objects storage.ObjectStore, catalog storage.Catalog) {
 	var reqs []operator.ImportRequest
 	for i := range 8 {
 		key := fmt.Sprintf("exports/job/f%d.ndjson", i)

@@ -133,6 +133,22 @@ redis.call('SET', KEYS[3], cjson.encode(head), 'PX', ARGV[2])
 return {1, h, versions}
 `)
 
+// tagScript adds an id to a tag's set and keeps the set as long as its
+// longest-lived member's head, so the sets of expired exports go away.
+// KEYS: the tag set. ARGV: id, head expiry (unix ms, "0" = never), now (unix ms).
+var tagScript = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+local at = tonumber(ARGV[2])
+if at == 0 then redis.call('PERSIST', KEYS[1]) return 1 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 then
+  if redis.call('SCARD', KEYS[1]) == 1 then redis.call('PEXPIREAT', KEYS[1], at) end
+  return 1
+end
+if tonumber(ARGV[3]) + ttl < at then redis.call('PEXPIREAT', KEYS[1], at) end
+return 1
+`)
+
 // Get returns the current record, or what the head remembers of a deleted or
 // expired Binary.
 func (c *Catalog) Get(ctx context.Context, ref storage.Ref) (storage.Binary, error) {
@@ -229,7 +245,8 @@ func (c *Catalog) Put(ctx context.Context, b storage.Binary) error {
 	for _, tok := range query.TagSet(b) {
 		// Like the index entry, before the record; Search re-reads the
 		// record, so an entry whose tag went away matches nothing.
-		if err := c.client.SAdd(ctx, c.tagKey(b.Tenant, tok), b.ID).Err(); err != nil {
+		err := tagScript.Run(ctx, c.client, []string{c.tagKey(b.Tenant, tok)}, b.ID, headExpiry, time.Now().UnixMilli()).Err()
+		if err != nil {
 			return mapError(ctx, "index", err)
 		}
 	}

@@ -170,3 +170,33 @@ func BenchmarkSearchPage(b *testing.B) {
 		q.Cursor = p.Next
 	}
 }
+
+// TestTagSetsExpireWithTheirBinaries: the set behind a _tag search lives
+// as long as its longest-lived member, and for good once one never expires.
+func TestTagSetsExpireWithTheirBinaries(t *testing.T) {
+	t.Parallel()
+	c, ns := newCatalog(t, rediscatalog.Options{TombstoneTTL: time.Minute})
+	rc := rawClient(t)
+	ctx := t.Context()
+	tag := []storage.Coding{{System: "urn:x", Code: "e"}}
+	put := func(id string, expires time.Time) {
+		t.Helper()
+		if err := c.Put(ctx, storage.Binary{ID: id, Version: 1, ObjectKey: id, LastUpdated: time.Now(), ExpiresAt: expires, Tags: tag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := ns + ":t:{\x1fs:urn:x|e}"
+	put("a", time.Now().Add(time.Hour))
+	put("b", time.Now().Add(time.Minute))
+	if ttl := rc.PTTL(ctx, key).Val(); ttl < time.Hour || ttl > time.Hour+2*time.Minute {
+		t.Errorf("tag set TTL %v, want the longest member's (1h + tombstone TTL)", ttl)
+	}
+	put("c", time.Time{})
+	if ttl := rc.PTTL(ctx, key).Val(); ttl != -1 {
+		t.Errorf("tag set TTL %v with a member that never expires, want none", ttl)
+	}
+	put("d", time.Now().Add(time.Minute))
+	if ttl := rc.PTTL(ctx, key).Val(); ttl != -1 {
+		t.Errorf("tag set TTL %v after a short-lived member joined a persistent set, want none", ttl)
+	}
+}
