@@ -48,6 +48,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: bucket, Key: full, Body: &partReader{p: &first}, ContentLength: aws.Int64(first.size),
 			Metadata: meta, ContentType: contentType, ContentEncoding: contentEncoding,
+			ChecksumCRC32C: first.checksum(),
 		}, s.uploadOptions)
 		first.release()
 	default:
