@@ -294,7 +294,10 @@ func TestUploadWrongPartSizeAndDigest(t *testing.T) {
 func TestUploadAbortAndExpiry(t *testing.T) {
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
-			g := startGateway(t, be, func(c *config.Config) { c.UploadSessionTTL = 3 * time.Second })
+			// The session lives 8 s: its part URLs are issued only while 2 s
+			// are left, so a loaded machine still gets both before it ends.
+			const ttl = 8 * time.Second
+			g := startGateway(t, be, func(c *config.Config) { c.UploadSessionTTL = ttl })
 			data := payload(testPartSize + 5)
 			s := g.startUpload(data)
 			g.putPart(s, data, 1)
@@ -304,10 +307,11 @@ func TestUploadAbortAndExpiry(t *testing.T) {
 			res, body = g.do(http.MethodGet, s.Upload, nil)
 			wantStatus(t, res, body, http.StatusNotFound)
 
+			opened := time.Now()
 			s = g.startUpload(data)
 			g.putPart(s, data, 1)
 			g.putPart(s, data, 2)
-			time.Sleep(3500 * time.Millisecond)
+			time.Sleep(time.Until(opened.Add(ttl + 500*time.Millisecond)))
 			res, body = g.do(http.MethodPost, s.Upload, nil)
 			wantStatus(t, res, body, http.StatusGone)
 			if res, _ := g.do(http.MethodGet, "/Binary/"+s.ID, nil); res.StatusCode != http.StatusNotFound {
