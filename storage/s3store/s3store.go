@@ -81,7 +81,7 @@ type Store struct {
 	// within Timeout but then waits for the answer as long as the call's
 	// context allows (the upload complete's own limit).
 	long *awshttp.BuildableClient
-	raw      *rawGets // spliced reads (SpliceReads); nil: every read goes through the SDK
+	raw  *rawGets // spliced reads (SpliceReads); nil: every read goes through the SDK
 }
 
 var _ storage.ObjectStore = (*Store)(nil)
