@@ -64,6 +64,7 @@ type results struct {
 	GoBench  []goBench
 	Backends []*backendResult
 	Errors   []string
+	Skipped  []string // servers asked for and not measured, and why
 }
 
 // backendResult is everything measured on one S3 server.

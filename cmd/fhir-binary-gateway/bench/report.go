@@ -45,6 +45,14 @@ func markdown(r *results) string {
 	p("")
 	p("![Gateway and peers relative to the direct path, redirect rates and memory](benchmarks.png)")
 	targetsTable(p, r)
+	if len(r.Skipped) > 0 {
+		p("")
+		p("## Not measured")
+		p("")
+		for _, s := range r.Skipped {
+			p("- %s", s)
+		}
+	}
 	if len(r.Errors) > 0 {
 		p("")
 		p("## Failures")

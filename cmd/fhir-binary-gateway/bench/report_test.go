@@ -35,3 +35,11 @@ func TestReportShowsTheSessionFigure(t *testing.T) {
 		}
 	}
 }
+
+// A server asked for and not measured is said so, by name and why.
+func TestReportSaysWhatWasNotMeasured(t *testing.T) {
+	md := markdown(&results{Skipped: []string{"MinIO: the running services' S3 server is \"versitygw\""}})
+	if !strings.Contains(md, "## Not measured\n\n- MinIO: the running services' S3 server is \"versitygw\"") {
+		t.Errorf("no note of the server left out in\n%s", md)
+	}
+}
