@@ -14,26 +14,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// Uploads read their parts into chunks of chunkSize from one free list that
-// all uploads share: a part holds only the chunks its bytes need, and an
-// upload reuses them from part to part and from upload to upload. (The SDK's
-// transfer manager read every first part with io.ReadAll, whose growing
-// copies left about twice the part in garbage per upload, and gave each
-// upload fresh part buffers: at GOGC=400 that took a 1 GiB upload and
-// download past a 64 MiB heap.)
+// Uploads read their parts into chunks of chunkSize from one pool that all
+// uploads share: a part holds only the chunks its bytes need, and an upload
+// reuses them from part to part (and from upload to upload while uploads
+// keep coming; idle chunks go with the next two collections, so they do not
+// raise the GC's goal for long at GOGC=400). The SDK's transfer manager read
+// every first part with io.ReadAll, whose growing copies left about twice
+// the part in garbage per upload, and gave each upload fresh part buffers:
+// at GOGC=400 that took a 1 GiB upload and download past a 64 MiB heap.
 const chunkSize = 1 << 20
 
-// freeChunks keeps at most UploadMemory of idle chunks.
-var freeChunks = make(chan []byte, UploadMemory/chunkSize)
+var chunks = sync.Pool{New: func() any { c := make([]byte, chunkSize); return &c }}
 
-func getChunk() []byte {
-	select {
-	case c := <-freeChunks:
-		return c[:chunkSize]
-	default:
-		return make([]byte, chunkSize)
-	}
-}
+func getChunk() []byte { return (*chunks.Get().(*[]byte))[:chunkSize] }
 
 // part is up to one part's bytes of a body, in chunks; every chunk but the
 // last is full.
@@ -44,10 +37,8 @@ type part struct {
 
 func (p *part) release() {
 	for _, c := range p.chunks {
-		select {
-		case freeChunks <- c:
-		default:
-		}
+		c = c[:cap(c)]
+		chunks.Put(&c)
 	}
 	p.chunks, p.size = nil, 0
 }

@@ -34,7 +34,4 @@ func TestPartChunksReadBackAndSeek(t *testing.T) {
 		}
 		p.release()
 	}
-	if len(freeChunks) == 0 {
-		t.Error("no chunk went back to the free list")
-	}
 }
