@@ -6,9 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"fhir-binary-gateway/gateway/auth/authtest"
 )
 
 // closedWithin reports how long the server took to close c (reading until
@@ -77,5 +82,57 @@ func TestServerSettingsReachTheServer(t *testing.T) {
 	}
 	if !strings.Contains(stderr2.String(), `"msg":"request"`) {
 		t.Errorf("at the default level no request was logged: %s", stderr2.String())
+	}
+}
+
+// GATEWAY_AUTH=jwt with an empty issuer or audience starts, with a warning
+// that names both settings.
+func TestEmptyIssuerOrAudienceIsWarned(t *testing.T) {
+	bin := buildBinary(t)
+	jwks := authtest.New(t).WriteJWKS(t.TempDir())
+	for _, env := range [][]string{
+		{"GATEWAY_JWT_AUDIENCE=https://fhir.example.org"},
+		{"GATEWAY_JWT_ISSUER=https://auth.example.org"},
+	} {
+		_, _, stderr := startBinary(t, bin, append(env, "GATEWAY_AUTH=jwt", "GATEWAY_JWT_JWKS_FILE="+jwks)...)
+		// The warning is written before the start line, but stderr is
+		// copied on its own.
+		const warning = "GATEWAY_JWT_ISSUER or GATEWAY_JWT_AUDIENCE is empty"
+		for end := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), warning) && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if s := stderr.String(); !strings.Contains(s, warning) {
+			t.Errorf("%v: no warning: %s", env, s)
+		}
+	}
+	_, _, stderr := startBinary(t, bin, "GATEWAY_AUTH=jwt", "GATEWAY_JWT_JWKS_FILE="+jwks,
+		"GATEWAY_JWT_ISSUER=https://auth.example.org", "GATEWAY_JWT_AUDIENCE=https://fhir.example.org")
+	time.Sleep(300 * time.Millisecond) // as long as a warning would lag, above
+	if strings.Contains(stderr.String(), "is empty") {
+		t.Errorf("warned with both set: %s", stderr.String())
+	}
+}
+
+// A second gateway on the same data dir stops at start with one line
+// saying the catalog is in use.
+func TestSecondGatewayOnTheSameDataDirStops(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	startBinary(t, bin, "GATEWAY_DATA_DIR="+dir)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "GATEWAY_LISTEN=127.0.0.1:0", "GATEWAY_DATA_DIR="+dir, "GATEWAY_AUDIT_LOG="+filepath.Join(t.TempDir(), "audit.log"))
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("a second gateway on the same data dir kept running")
+	}
+	text := strings.TrimSpace(string(out))
+	if err == nil || strings.Count(text, "\n") != 0 || !strings.Contains(text, "in use by another gateway") {
+		t.Errorf("second gateway: %v, output %q: want one line saying the data dir is in use", err, text)
 	}
 }
