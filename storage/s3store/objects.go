@@ -36,7 +36,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if opts.ContentType != "" {
 		contentType = aws.String(opts.ContentType)
 	}
-	first, eof, err := readPart(body, s.opts.PartSize)
+	first, eof, err := (&chunks{}).readPart(body, s.opts.PartSize, true)
 	uploadID := ""
 	switch {
 	case err != nil:
@@ -44,7 +44,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: bucket, Key: full, Body: &partReader{p: &first}, ContentLength: aws.Int64(first.size),
 			Metadata: meta, ContentType: contentType,
-		}, s.uploadOptions)
+		}, s.uploadOptions, expectContinueWhenRefusable(meta, opts.ContentType))
 		first.release()
 	default:
 		uploadID, err = s.putParts(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: full, Metadata: meta, ContentType: contentType}, first, body)
