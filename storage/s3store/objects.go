@@ -40,7 +40,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if opts.ContentEncoding != "" {
 		contentEncoding = aws.String(opts.ContentEncoding)
 	}
-	first, eof, err := readPart(body, s.opts.PartSize)
+	first, eof, err := (&chunks{}).readPart(body, s.opts.PartSize, true)
 	uploadID := ""
 	switch {
 	case err != nil:
@@ -49,7 +49,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 			Bucket: bucket, Key: full, Body: &partReader{p: &first}, ContentLength: aws.Int64(first.size),
 			Metadata: meta, ContentType: contentType, ContentEncoding: contentEncoding,
 			ChecksumCRC32C: first.checksum(),
-		}, s.uploadOptions)
+		}, s.uploadOptions, expectContinueWhenRefusable(meta, opts.ContentType))
 		first.release()
 	default:
 		uploadID, err = s.putParts(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: full, Metadata: meta, ContentType: contentType, ContentEncoding: contentEncoding}, first, body)

@@ -17,54 +17,70 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// Uploads read their parts into chunks of chunkSize from one free list that
-// all uploads share: a part holds only the chunks its bytes need, and an
-// upload reuses them from part to part and from upload to upload. (The SDK's
+// An upload reads its parts into chunks and reuses the chunks of each part
+// it has sent for the next one, so it allocates at most (parts in flight +
+// 1) × PartSize in all, and nothing stays behind once it ends. (The SDK's
 // transfer manager read every first part with io.ReadAll, whose growing
-// copies left about twice the part in garbage per upload, and gave each
-// upload fresh part buffers: at GOGC=400 that took a 1 GiB upload and
-// download past a 64 MiB heap.)
-const chunkSize = 1 << 20
+// copies left about twice the part in garbage per upload: at GOGC=400 that
+// took a 1 GiB upload and download past a 64 MiB heap. A free list shared
+// by all uploads would keep its chunks live between uploads, raising the
+// GC's goal, and a sync.Pool loses a quarter of them under -race.)
+const (
+	chunkSize = 1 << 20
+	// firstChunk starts every body: a small upload holds only a little
+	// more than it sent.
+	firstChunk = 64 << 10
+)
 
-// freeChunks keeps at most UploadMemory of idle chunks.
-var freeChunks = make(chan []byte, UploadMemory/chunkSize)
-
-func getChunk() []byte {
-	select {
-	case c := <-freeChunks:
-		return c[:chunkSize]
-	default:
-		return make([]byte, chunkSize)
-	}
+// chunks are one upload's chunks not in use.
+type chunks struct {
+	mu   sync.Mutex
+	free [][]byte
 }
 
-// part is up to one part's bytes of a body, in chunks; every chunk but the
-// last is full.
+func (c *chunks) get(n int) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.free) - 1; i >= 0; i-- {
+		if b := c.free[i]; cap(b) >= n {
+			c.free = append(c.free[:i], c.free[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// part is up to one part's bytes of a body, in chunks.
 type part struct {
 	chunks [][]byte
 	size   int64
+	from   *chunks
 }
 
 func (p *part) release() {
-	for _, c := range p.chunks {
-		select {
-		case freeChunks <- c:
-		default:
-		}
+	if p.from != nil {
+		p.from.mu.Lock()
+		p.from.free = append(p.from.free, p.chunks...)
+		p.from.mu.Unlock()
 	}
 	p.chunks, p.size = nil, 0
 }
 
 // readPart reads up to size bytes of r; eof is set when r ended within them.
-func readPart(r io.Reader, size int64) (p part, eof bool, err error) {
+func (c *chunks) readPart(r io.Reader, size int64, first bool) (p part, eof bool, err error) {
+	p.from = c
 	for p.size < size {
-		c := getChunk()
-		n, err := io.ReadFull(r, c[:min(int64(chunkSize), size-p.size)])
-		if n > 0 {
-			p.chunks = append(p.chunks, c[:n])
-			p.size += int64(n)
+		n := chunkSize
+		if first && p.size == 0 {
+			n = firstChunk
+		}
+		b := c.get(int(min(int64(n), size-p.size)))
+		got, err := io.ReadFull(r, b)
+		if got > 0 {
+			p.chunks = append(p.chunks, b[:got])
+			p.size += int64(got)
 		} else {
-			(&part{chunks: [][]byte{c}}).release()
+			(&part{chunks: [][]byte{b}, from: c}).release()
 		}
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -100,12 +116,16 @@ type partReader struct {
 }
 
 func (r *partReader) Read(b []byte) (int, error) {
-	if r.off >= r.p.size {
-		return 0, io.EOF
+	at := r.off
+	for _, c := range r.p.chunks {
+		if at < int64(len(c)) {
+			n := copy(b, c[at:])
+			r.off += int64(n)
+			return n, nil
+		}
+		at -= int64(len(c))
 	}
-	n := copy(b, r.p.chunks[r.off/chunkSize][r.off%chunkSize:])
-	r.off += int64(n)
-	return n, nil
+	return 0, io.EOF
 }
 
 func (r *partReader) Seek(offset int64, whence int) (int64, error) {
@@ -120,6 +140,25 @@ func (r *partReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	r.off = offset
 	return offset, nil
+}
+
+// metadataLimit is S3's limit on user metadata. A request past it will be
+// refused, and servers close the connection on headers past their own
+// limit: such a PutObject asks for 100-continue, so that the refusal comes
+// as an answer (a 400) and not as a broken pipe while the body is sent (a
+// 503), whatever the timing.
+const metadataLimit = 2 << 10
+
+func expectContinueWhenRefusable(meta map[string]string, contentType string) func(*s3.Options) {
+	n := len(contentType)
+	for k, v := range meta {
+		n += len(k) + len(v)
+	}
+	return func(o *s3.Options) {
+		if n > metadataLimit {
+			o.ContinueHeaderThresholdBytes = 1
+		}
+	}
 }
 
 // uploadOptions are those of every request that sends content: no extra
@@ -140,6 +179,7 @@ const maxParts = 10000
 // upload's id once created, so that a failure can be aborted.
 func (s *Store) putParts(ctx context.Context, create *s3.CreateMultipartUploadInput, first part, body io.Reader) (string, error) {
 	create.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c // each part's is checked (see checksum)
+	pool := first.from
 	mu, err := s.client.CreateMultipartUpload(ctx, create)
 	if err != nil {
 		first.release()
@@ -196,7 +236,7 @@ reading:
 		if eof {
 			break
 		}
-		if p, eof, err = readPart(body, s.opts.PartSize); err != nil {
+		if p, eof, err = pool.readPart(body, s.opts.PartSize, false); err != nil {
 			cancel(err)
 			break
 		}
