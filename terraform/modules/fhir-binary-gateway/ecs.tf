@@ -65,6 +65,9 @@ locals {
     GATEWAY_STORE_GZIP         = var.store_gzip_types == null ? "" : join(",", var.store_gzip_types)
     GATEWAY_UPLOAD_SESSION_TTL = var.upload_session_ttl
     GATEWAY_COMPLETE_TIMEOUT   = var.complete_timeout
+    # S3 in AWS (and its VPC endpoints) is HTTPS, which cannot be spliced:
+    # say so rather than let auto find it out at every start.
+    GATEWAY_S3_SPLICE = "off"
     # Tracing is off unless a collector is named (README: Tracing).
     OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
     # GATEWAY_PRESIGN_SECRET is for the filesystem store's self-signed URLs
