@@ -3,7 +3,6 @@ package s3presign
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -169,43 +168,11 @@ func TestBoundedByCredentials(t *testing.T) {
 	}
 }
 
-// forward serves 127.0.0.1 on a port of its own and forwards each
-// connection to the endpoint's host: the same S3 server reached by another
-// host and port, as clients reach a public endpoint.
-func forward(t *testing.T, endpoint string) string {
-	t.Helper()
-	eu, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", eu.Host)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return eu.Scheme + "://" + ln.Addr().String()
-}
-
 func TestPublicEndpoint(t *testing.T) {
 	st, env := setup(t)
 	// The URL must be signed for the public host, and work there, wherever
 	// the test's S3 server is.
-	public := forward(t, env.Endpoint)
+	public := testenv.Forward(t, env.Endpoint, 0)
 	u, err := New(st, public).Presign(t.Context(), request(time.Now()))
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,6 @@ package s3store
 import (
 	"bytes"
 	"errors"
-	"io"
-	"net"
-	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,47 +12,6 @@ import (
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/testenv"
 )
-
-// cuttingProxy forwards TCP to target and, on the first connection that
-// has sent more than limit bytes towards the server, drops both sides: what
-// a gateway killed in the middle of a PutObject leaves the S3 server with.
-func cuttingProxy(t *testing.T, target string, limit int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				var once sync.Once
-				done := make(chan struct{})
-				go func() { io.Copy(c, s); once.Do(func() { close(done) }) }()
-				io.Copy(s, io.LimitReader(c, limit))
-				// Cut as a killed process's socket is: the kernel sends a FIN.
-				if tc, ok := s.(*net.TCPConn); ok {
-					tc.CloseWrite()
-				}
-				time.Sleep(500 * time.Millisecond)
-				s.Close()
-				c.Close()
-				<-done
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
-}
 
 // An upload whose connection is cut in the middle of a body leaves no object, never a
 // short one with the metadata of the whole: S3 is given the content's
@@ -72,12 +27,8 @@ func TestPutCutMidBodyLeavesNoObject(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := testenv.S3(t)
-			u, err := url.Parse(env.Endpoint)
-			if err != nil {
-				t.Fatal(err)
-			}
 			s, err := New(t.Context(), Options{
-				Bucket: env.Bucket, PathStyle: true, Endpoint: cuttingProxy(t, u.Host, c.limit),
+				Bucket: env.Bucket, PathStyle: true, Endpoint: testenv.Forward(t, env.Endpoint, c.limit),
 				Region: env.Region, AccessKey: env.AccessKey, SecretKey: env.SecretKey,
 				PartSize: 5 << 20, Timeout: 5 * time.Second,
 			})
