@@ -50,6 +50,9 @@ const MaxHeaderBytes = 32 << 10
 func (s *Server) boundRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if err := headTooLargeProblem(r); err != nil {
+			return err
+		}
 		n := len(r.RequestURI)
 		if n == 0 { // a request built in process rather than read off the wire
 			n = len(r.URL.EscapedPath()) + len(r.URL.RawQuery) + 1

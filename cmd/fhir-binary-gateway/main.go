@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -178,17 +177,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	handler := app.NewServer(cfg, backends, log, version)
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.ReadHeaderLimit,
-		MaxHeaderBytes:    gateway.MaxHeaderBytes, // the request line and headers: bounded memory per request
-		IdleTimeout:       cfg.IdleTimeout,
-		// No WriteTimeout: a large download may rightly take long.
-	}
+	srv := gateway.NewHTTPServer(handler, cfg.ReadHeaderLimit, cfg.IdleTimeout)
 	fmt.Fprintf(stdout, "fhir-binary-gateway %s listening on %s (%s%s)\n", version, listenURL(ln.Addr(), cfg), reach(ln.Addr()), backends.Describe)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(gateway.LimitHeads(ln, handler)) }()
 	select {
 	case err := <-errc:
 		return err
