@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
@@ -115,8 +117,25 @@ func TestDownloadSurvivesExpiry(t *testing.T) {
 		t.Run(string(be), func(t *testing.T) {
 			g := startGateway(t, be, func(c *config.Config) { c.DownloadMode = config.ModeStream })
 			data := payload(24 << 20)
-			expires := time.Now().Add(2 * time.Second).UTC()
-			id := g.upload(data, "application/octet-stream", "X-Expires-At", expires.Format(time.RFC3339Nano))
+			// The expiry must come after the create ends: on a busy machine
+			// 24 MiB can take longer than 2 s, then the create is a 410
+			// ("passed while the upload was in progress"): try a longer one.
+			var id string
+			var expires time.Time
+			for window := 2 * time.Second; id == ""; window *= 2 {
+				expires = time.Now().Add(window).UTC()
+				r, body := g.do(http.MethodPost, "/Binary", bytes.NewReader(data), "Content-Type", "application/octet-stream", "X-Expires-At", expires.Format(time.RFC3339Nano))
+				switch {
+				case r.StatusCode == http.StatusCreated:
+					var created struct{ ID string }
+					if err := json.Unmarshal(body, &created); err != nil || created.ID == "" {
+						t.Fatalf("create answered %q", body)
+					}
+					id = created.ID
+				case r.StatusCode != http.StatusGone || window >= 32*time.Second:
+					t.Fatalf("create: %d %s", r.StatusCode, body)
+				}
+			}
 			cur, _ := g.be.Catalog.Get(t.Context(), storage.Ref{ID: id})
 			res, first := slowDownload(t, g, "/Binary/"+id+"/$binary-access-read")
 			time.Sleep(time.Until(expires) + 100*time.Millisecond)
