@@ -546,6 +546,11 @@ func (r *onS3) peakRSS(ctx context.Context) error {
 		{pRegistry, "registry", func() (*proc, error) { return startRegistry(ctx, r.peers.Registry, r.svc, r.be, false, dir) }, set.RegistryBlob},
 		{pTusd, "tusd", func() (*proc, error) { return startTusd(ctx, r.peers.Tusd, r.be, dir) }, ""},
 	}
+	// Each server runs alone, but the order still rotates from run to run
+	// of this section (by cell), so none is always first after the others.
+	k := r.cell % len(kinds)
+	kinds = slices.Concat(kinds[k:], kinds[:k])
+	r.cell++
 	for _, k := range kinds {
 		p, err := k.start()
 		if err != nil {
