@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -374,6 +375,7 @@ func (r *transferResult) add(o transferResult) {
 	r.Bytes += o.Bytes
 	r.Count += o.Count
 	r.Elapsed += o.Elapsed
+	r.Headers = append(r.Headers, o.Headers...)
 	if r.CPU == nil {
 		r.CPU = map[string]time.Duration{}
 	}
@@ -428,9 +430,17 @@ func (r *onS3) downloads(ctx context.Context) error {
 				for _, p := range order {
 					t := targets[p]
 					c := newHTTPClient(clients, t.follow)
+					var mu sync.Mutex
+					var headers Latencies
 					res, err := runTransfers(ctx, clients, r.plan.CellBudget/2, 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
-						return download(ctx, c, t.url, size, t.via, buf)
+						var h time.Duration
+						n, err := download(ctx, c, t.url, size, t.via, buf, &h)
+						mu.Lock()
+						headers = append(headers, h)
+						mu.Unlock()
+						return n, err
 					})
+					res.Headers = headers
 					c.CloseIdleConnections()
 					if err != nil {
 						return fmt.Errorf("download %s × %d (%s): %w", SizeName(size), clients, p, err)
@@ -607,7 +617,7 @@ func measureRSS(ctx context.Context, p *proc, meterName string, others *cpuMeter
 	}()
 	c := newHTTPClient(clients, false)
 	row.Transfer, err = runTransfers(ctx, clients, 0, 1, meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
-		return download(ctx, c, u, size, "", buf)
+		return download(ctx, c, u, size, "", buf, nil)
 	})
 	close(done)
 	<-sampled
@@ -641,7 +651,7 @@ func (r *onS3) profiles(ctx context.Context) {
 		what := fmt.Sprintf("gateway stream, %d × GET %s on %s", clients, SizeName(row.Size), r.be.Name)
 		pr, err := r.perfProfile(ctx, what, r.servers[pStream].Pid, d, func(ctx context.Context) error {
 			_, err := runTransfers(ctx, clients, 0, 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
-				return download(ctx, c, u, row.Size, "", buf)
+				return download(ctx, c, u, row.Size, "", buf, nil)
 			})
 			return err
 		})

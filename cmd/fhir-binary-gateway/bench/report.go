@@ -398,6 +398,62 @@ func downloadTable(p printer, r *results, be *backendResult) {
 		}
 		p("%s %s | %s |", line, mark, strings.Join(counts, " / "))
 	}
+	lo, hi := 0.0, 0.0
+	for i, d := range be.Downloads {
+		x := Ratio(d.Paths[pRedirect].MiBps(), d.Paths[pDirect].MiBps())
+		if i == 0 || x < lo {
+			lo = x
+		}
+		if i == 0 || x > hi {
+			hi = x
+		}
+	}
+	if len(be.Downloads) > 0 {
+		p("")
+		p("The gateway redirect path moves its bytes from S3 exactly as direct does (one small request")
+		p("more); in this run it measured %.2f–%.2f× of direct, a guide to how far a cell's ratio can", lo, hi)
+		p("stray from run-to-run noise alone.")
+	}
+	headersTable(p, be)
+}
+
+// headersTable is each download path's median time from the request to
+// the answer's headers: the fixed cost of a download, before its first
+// byte.
+func headersTable(p printer, be *backendResult) {
+	if len(be.Downloads) == 0 || len(be.Downloads[0].Paths[pDirect].Headers) == 0 {
+		return
+	}
+	p("")
+	p("#### Time to the answer's headers (%s)", be.Name)
+	p("")
+	p("Median milliseconds from sending the `GET` to having the answer's headers (after the redirect,")
+	p("where one is followed), over every download of the cell. The last column is what the stream")
+	p("waits longer than direct, as a share of the stream's mean download time: the part of the ratio")
+	p("a fixed per-download cost can explain.")
+	p("")
+	head := "| object | clients |"
+	sep := "| ---: | ---: |"
+	for _, name := range downloadPaths {
+		head += " " + name + " |"
+		sep += " ---: |"
+	}
+	p("%s stream's extra wait |", head)
+	p("%s ---: |", sep)
+	for _, d := range be.Downloads {
+		line := fmt.Sprintf("| %s | %d |", SizeName(d.Size), d.Clients)
+		for _, name := range downloadPaths {
+			line += " " + Millis(d.Paths[name].Headers.Percentile(50)) + " |"
+		}
+		st := d.Paths[pStream]
+		share := "–"
+		if st.Count > 0 {
+			perDownload := time.Duration(int64(st.Elapsed) * int64(d.Clients) / int64(st.Count))
+			extra := st.Headers.Percentile(50) - d.Paths[pDirect].Headers.Percentile(50)
+			share = fmt.Sprintf("%.1f%%", 100*extra.Seconds()/perDownload.Seconds())
+		}
+		p("%s %s |", line, share)
+	}
 }
 
 func smallTable(p printer, r *results, be *backendResult) {

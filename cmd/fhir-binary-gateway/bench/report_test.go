@@ -102,3 +102,25 @@ PASS
 		}
 	}
 }
+
+// Each download path's time to its headers is reported, with the stream's
+// extra wait as a share of its download time, and the redirect path's
+// ratio is given as the run's noise.
+func TestReportShowsTimeToHeaders(t *testing.T) {
+	paths := map[string]*transferResult{}
+	for _, name := range downloadPaths {
+		paths[name] = &transferResult{Bytes: 4 * 256 * mib, Count: 4, Elapsed: 400 * time.Millisecond, Headers: Latencies{2 * time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}}
+	}
+	paths[pStream].Headers = Latencies{6 * time.Millisecond, 7 * time.Millisecond, 5 * time.Millisecond}
+	paths[pRedirect].Elapsed = 500 * time.Millisecond
+	be := &backendResult{Name: "versitygw", Downloads: []*downloadRow{{Size: 256 * mib, Clients: 1, Paths: paths}}}
+	md := markdown(&results{Backends: []*backendResult{be}, Plan: plan{CellBudget: 4 * time.Second}})
+	for _, want := range []string{
+		"| 256 MiB | 1 | 2.00 | 6.00 | 2.00 | 2.00 | 2.00 | 2.00 | 4.0% |",
+		"in this run it measured 0.80–0.80× of direct",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in\n%s", want, md)
+		}
+	}
+}
