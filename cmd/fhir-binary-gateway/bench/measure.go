@@ -384,6 +384,31 @@ func (r *transferResult) add(o transferResult) {
 	}
 }
 
+// downloadPasses is how many passes a download cell of size makes: four
+// for objects of up to 256 MiB (a transfer takes a fraction of a pass, and
+// finer alternation spreads a burst of other work over every path), two
+// for larger ones (each client does at least one transfer per pass).
+func downloadPasses(size int64) int {
+	if size <= 256*mib {
+		return 4
+	}
+	return 2
+}
+
+// passOrders is the order of the paths in each of n passes: first, its
+// reverse, then the same pair shifted by one path, and so on.
+func passOrders(first []string, n int) [][]string {
+	var out [][]string
+	for i := range n {
+		o := rotate(first, i/2)
+		if i%2 == 1 {
+			o = reversed(o)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
 // downloadTarget is the stream ÷ direct target of a cell (0: none).
 func downloadTarget(backend string, size int64, clients int) float64 {
 	if backend != "versitygw" || size < targetDownloadMin {
@@ -395,9 +420,9 @@ func downloadTarget(backend string, size int64, clients int) float64 {
 	return targetDownload8
 }
 
-// downloads: for each size and client count, every download path in two
-// passes, the second in the reverse order of the first, the first rotated
-// from cell to cell.
+// downloads: for each size and client count, every download path in
+// downloadPasses passes (passOrders: forward and back, shifted pair by
+// pair), the first order rotated from cell to cell.
 func (r *onS3) downloads(ctx context.Context) error {
 	s3Host := hostOf(r.be.Endpoint)
 	for _, size := range r.plan.DownloadSizes {
@@ -426,13 +451,14 @@ func (r *onS3) downloads(ctx context.Context) error {
 			row := &downloadRow{Size: size, Clients: clients, Paths: map[string]*transferResult{}}
 			first := rotate(downloadPaths, r.cell)
 			r.cell++
-			for _, order := range [][]string{first, reversed(first)} {
+			passes := downloadPasses(size)
+			for _, order := range passOrders(first, passes) {
 				for _, p := range order {
 					t := targets[p]
 					c := newHTTPClient(clients, t.follow)
 					var mu sync.Mutex
 					var headers Latencies
-					res, err := runTransfers(ctx, clients, r.plan.CellBudget/2, 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
+					res, err := runTransfers(ctx, clients, r.plan.CellBudget/time.Duration(passes), 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
 						var h time.Duration
 						n, err := download(ctx, c, t.url, size, t.via, buf, &h)
 						mu.Lock()

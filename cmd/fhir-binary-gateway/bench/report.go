@@ -250,8 +250,9 @@ func reproduce(p printer, r *results) {
 	p("Redis database of their own) and tusd. The load generator is Go `net/http`, one kept-alive connection")
 	p("per client, compression off, bodies read into a 256 KiB buffer and counted. Every uploaded body is")
 	p("different (no peer can skip a duplicate). The order of the paths rotates from repetition to")
-	p("repetition and cell to cell, and each download and request cell runs twice, the second pass in the")
-	p("reverse order of the first. Buckets, Redis keys and processes are removed at the end.")
+	p("repetition and cell to cell; each download cell runs in several passes (four up to 256 MiB, two")
+	p("above) and each request cell in two, every pass in the reverse order of the one before. Buckets,")
+	p("Redis keys and processes are removed at the end.")
 }
 
 func goBenchTable(p printer, r *results) {
@@ -364,9 +365,11 @@ func downloadTable(p printer, r *results, be *backendResult) {
 	p("**Gateway stream** is `GET /Binary/{id}/$binary-access-read` on the streaming gateway, **gateway")
 	p("redirect** the same on the redirecting one with the client following the `307` (the time includes")
 	p("the gateway round trip); **registry** is `GET /v2/…/blobs/{digest}` with redirects off (it streams),")
-	p("**registry redirect** with them on (followed); **tusd** is `GET` of the upload. Each path runs two")
-	p("passes of %s; in a pass every client starts downloads until the time is up and does at least", r.Plan.CellBudget/2)
-	p("one. MiB/s = all bytes ÷ the summed wall time; ratios are to direct, rounded down.")
+	p("**registry redirect** with them on (followed); **tusd** is `GET` of the upload. Each path runs %s", r.Plan.CellBudget)
+	p("in four passes for objects up to 256 MiB, two above, each pass in the reverse order of the one")
+	p("before (and every second pair shifted by a path); in a pass every client starts downloads until")
+	p("its share of the time is up and does at least one. MiB/s = all bytes ÷ the summed wall time;")
+	p("ratios are to direct, rounded down.")
 	if be.Name == "versitygw" {
 		p("Targets: stream × 1 ≥ %.2f× direct, × 8 ≥ %.2f× direct, for objects of %s and more.", targetDownload1, targetDownload8, SizeName(targetDownloadMin))
 	} else {
@@ -587,6 +590,31 @@ func cpuTable(p printer, r *results, be *backendResult) {
 			row(cell, name, u.Paths[name])
 		}
 	}
+	var byCPU []string
+	for _, d := range be.Downloads {
+		direct, stream := cpuPerGiB(d.Paths[pDirect]), cpuPerGiB(d.Paths[pStream])
+		if d.Size < 64*mib || direct == 0 || stream == 0 {
+			continue
+		}
+		byCPU = append(byCPU, fmt.Sprintf("GET %s × %d %s", SizeName(d.Size), d.Clients, Times(Ratio(direct, stream))))
+	}
+	if len(byCPU) > 0 {
+		p("")
+		p("Stream ÷ direct by CPU alone (direct's total ÷ the stream's: the ratio once every process of")
+		p("both paths is CPU-bound on these cores, whatever else the machine runs): %s.", strings.Join(byCPU, ", "))
+	}
+}
+
+// cpuPerGiB is the CPU seconds all measured processes spent per GiB of t.
+func cpuPerGiB(t *transferResult) float64 {
+	if t == nil || t.Bytes == 0 {
+		return 0
+	}
+	var total time.Duration
+	for _, v := range t.CPU {
+		total += v
+	}
+	return total.Seconds() / (float64(t.Bytes) / gib)
 }
 
 func profileSection(p printer, be *backendResult) {

@@ -113,11 +113,14 @@ func TestReportShowsTimeToHeaders(t *testing.T) {
 	}
 	paths[pStream].Headers = Latencies{6 * time.Millisecond, 7 * time.Millisecond, 5 * time.Millisecond}
 	paths[pRedirect].Elapsed = 500 * time.Millisecond
+	paths[pDirect].CPU = map[string]time.Duration{"versitygw": 250 * time.Millisecond, "load generator": 550 * time.Millisecond}
+	paths[pStream].CPU = map[string]time.Duration{"gateway": 400 * time.Millisecond, "versitygw": 250 * time.Millisecond, "load generator": 450 * time.Millisecond}
 	be := &backendResult{Name: "versitygw", Downloads: []*downloadRow{{Size: 256 * mib, Clients: 1, Paths: paths}}}
 	md := markdown(&results{Backends: []*backendResult{be}, Plan: plan{CellBudget: 4 * time.Second}})
 	for _, want := range []string{
 		"| 256 MiB | 1 | 2.00 | 6.00 | 2.00 | 2.00 | 2.00 | 2.00 | 4.0% |",
 		"in this run it measured 0.80–0.80× of direct",
+		"whatever else the machine runs): GET 256 MiB × 1 0.72×.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q in\n%s", want, md)
