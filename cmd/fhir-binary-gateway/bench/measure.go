@@ -582,11 +582,12 @@ func (r *onS3) peakRSS(ctx context.Context) error {
 		{pRegistry, "registry", func() (*proc, error) { return startRegistry(ctx, r.peers.Registry, r.svc, r.be, false, dir) }, set.RegistryBlob},
 		{pTusd, "tusd", func() (*proc, error) { return startTusd(ctx, r.peers.Tusd, r.be, dir) }, ""},
 	}
-	// Each server runs alone, but the order still rotates from run to run
-	// of this section (by cell), so none is always first after the others.
-	k := r.cell % len(kinds)
+	// Each server runs alone, on a fresh process, so its VmHWM does not
+	// depend on the order; the order still rotates from run to run (by the
+	// run's start) and backend to backend, so that no server is always the
+	// one measured first on the freshly stopped machine.
+	k := (int(r.started.Unix()) + len(r.bench.res.Backends)) % len(kinds)
 	kinds = slices.Concat(kinds[k:], kinds[:k])
-	r.cell++
 	for _, k := range kinds {
 		p, err := k.start()
 		if err != nil {
