@@ -62,8 +62,7 @@ bench: ## Gateway vs direct S3, registry and tusd on MinIO + versitygw (~20 min)
 	else trap 'scripts/services.sh down' EXIT; fi; \
 	scripts/services.sh up; \
 	set -a; . .services/env; eval "$$peers"; set +a; \
-	go run ./cmd/fhir-binary-gateway/bench -out docs $(BENCH_ARGS); \
-	go test -run '^$$' -bench '^BenchmarkGzipExport500MB$$' -benchtime 1x -timeout 30m ./cmd/fhir-binary-gateway/app/
+	go run ./cmd/fhir-binary-gateway/bench -out docs $(BENCH_ARGS)
 
 # Fuzz targets are added by their packages; this target finds them (and
 # succeeds, saying so, while there are none).

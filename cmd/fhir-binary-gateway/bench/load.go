@@ -58,14 +58,22 @@ func drain(body io.Reader, buf []byte) (int64, error) {
 // download GETs u, checks the status and that exactly size bytes arrived.
 // When viaHost is set, the final response must have come from that host (the
 // redirect path must really have been redirected to S3).
-func download(ctx context.Context, c *http.Client, u string, size int64, viaHost string, buf []byte) (int64, error) {
+//
+// headers, when not nil, gets the time from the request to the answer's
+// headers (after any redirect followed): what a path spends before its
+// first byte.
+func download(ctx context.Context, c *http.Client, u string, size int64, viaHost string, buf []byte, headers *time.Duration) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
 	}
+	t0 := time.Now()
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
+	}
+	if headers != nil {
+		*headers = time.Since(t0)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -91,6 +99,7 @@ type transferResult struct {
 	Count   int // transfers completed
 	Elapsed time.Duration
 	CPU     map[string]time.Duration
+	Headers Latencies // of downloads: request to the answer's headers, one per transfer
 }
 
 func (r transferResult) MiBps() float64 { return MiBps(r.Bytes, r.Elapsed) }

@@ -31,7 +31,7 @@ import (
 type plan struct {
 	DownloadSizes   []int64
 	DownloadClients []int
-	CellBudget      time.Duration // per download cell and path (two passes); each client does at least one transfer per pass
+	CellBudget      time.Duration // per download cell and path (downloadPasses passes); each client does at least one transfer per pass
 	SmallClients    []int
 	SmallDuration   time.Duration // per cell and path (two passes)
 	UploadSizes     []int64

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -374,12 +375,38 @@ func (r *transferResult) add(o transferResult) {
 	r.Bytes += o.Bytes
 	r.Count += o.Count
 	r.Elapsed += o.Elapsed
+	r.Headers = append(r.Headers, o.Headers...)
 	if r.CPU == nil {
 		r.CPU = map[string]time.Duration{}
 	}
 	for k, v := range o.CPU {
 		r.CPU[k] += v
 	}
+}
+
+// downloadPasses is how many passes a download cell of size makes: four
+// for objects of up to 256 MiB (a transfer takes a fraction of a pass, and
+// finer alternation spreads a burst of other work over every path), two
+// for larger ones (each client does at least one transfer per pass).
+func downloadPasses(size int64) int {
+	if size <= 256*mib {
+		return 4
+	}
+	return 2
+}
+
+// passOrders is the order of the paths in each of n passes: first, its
+// reverse, then the same pair shifted by one path, and so on.
+func passOrders(first []string, n int) [][]string {
+	var out [][]string
+	for i := range n {
+		o := rotate(first, i/2)
+		if i%2 == 1 {
+			o = reversed(o)
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // downloadTarget is the stream ÷ direct target of a cell (0: none).
@@ -393,9 +420,9 @@ func downloadTarget(backend string, size int64, clients int) float64 {
 	return targetDownload8
 }
 
-// downloads: for each size and client count, every download path in two
-// passes, the second in the reverse order of the first, the first rotated
-// from cell to cell.
+// downloads: for each size and client count, every download path in
+// downloadPasses passes (passOrders: forward and back, shifted pair by
+// pair), the first order rotated from cell to cell.
 func (r *onS3) downloads(ctx context.Context) error {
 	s3Host := hostOf(r.be.Endpoint)
 	for _, size := range r.plan.DownloadSizes {
@@ -424,13 +451,22 @@ func (r *onS3) downloads(ctx context.Context) error {
 			row := &downloadRow{Size: size, Clients: clients, Paths: map[string]*transferResult{}}
 			first := rotate(downloadPaths, r.cell)
 			r.cell++
-			for _, order := range [][]string{first, reversed(first)} {
+			passes := downloadPasses(size)
+			for _, order := range passOrders(first, passes) {
 				for _, p := range order {
 					t := targets[p]
 					c := newHTTPClient(clients, t.follow)
-					res, err := runTransfers(ctx, clients, r.plan.CellBudget/2, 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
-						return download(ctx, c, t.url, size, t.via, buf)
+					var mu sync.Mutex
+					var headers Latencies
+					res, err := runTransfers(ctx, clients, r.plan.CellBudget/time.Duration(passes), 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
+						var h time.Duration
+						n, err := download(ctx, c, t.url, size, t.via, buf, &h)
+						mu.Lock()
+						headers = append(headers, h)
+						mu.Unlock()
+						return n, err
 					})
+					res.Headers = headers
 					c.CloseIdleConnections()
 					if err != nil {
 						return fmt.Errorf("download %s × %d (%s): %w", SizeName(size), clients, p, err)
@@ -546,6 +582,12 @@ func (r *onS3) peakRSS(ctx context.Context) error {
 		{pRegistry, "registry", func() (*proc, error) { return startRegistry(ctx, r.peers.Registry, r.svc, r.be, false, dir) }, set.RegistryBlob},
 		{pTusd, "tusd", func() (*proc, error) { return startTusd(ctx, r.peers.Tusd, r.be, dir) }, ""},
 	}
+	// Each server runs alone, on a fresh process, so its VmHWM does not
+	// depend on the order; the order still rotates from run to run (by the
+	// run's start) and backend to backend, so that no server is always the
+	// one measured first on the freshly stopped machine.
+	k := (int(r.started.Unix()) + len(r.bench.res.Backends)) % len(kinds)
+	kinds = slices.Concat(kinds[k:], kinds[:k])
 	for _, k := range kinds {
 		p, err := k.start()
 		if err != nil {
@@ -602,7 +644,7 @@ func measureRSS(ctx context.Context, p *proc, meterName string, others *cpuMeter
 	}()
 	c := newHTTPClient(clients, false)
 	row.Transfer, err = runTransfers(ctx, clients, 0, 1, meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
-		return download(ctx, c, u, size, "", buf)
+		return download(ctx, c, u, size, "", buf, nil)
 	})
 	close(done)
 	<-sampled
@@ -636,7 +678,7 @@ func (r *onS3) profiles(ctx context.Context) {
 		what := fmt.Sprintf("gateway stream, %d × GET %s on %s", clients, SizeName(row.Size), r.be.Name)
 		pr, err := r.perfProfile(ctx, what, r.servers[pStream].Pid, d, func(ctx context.Context) error {
 			_, err := runTransfers(ctx, clients, 0, 1, r.meter, func(ctx context.Context, _ int, buf []byte) (int64, error) {
-				return download(ctx, c, u, row.Size, "", buf)
+				return download(ctx, c, u, row.Size, "", buf, nil)
 			})
 			return err
 		})

@@ -250,28 +250,54 @@ func reproduce(p printer, r *results) {
 	p("Redis database of their own) and tusd. The load generator is Go `net/http`, one kept-alive connection")
 	p("per client, compression off, bodies read into a 256 KiB buffer and counted. Every uploaded body is")
 	p("different (no peer can skip a duplicate). The order of the paths rotates from repetition to")
-	p("repetition and cell to cell, and each download and request cell runs twice, the second pass in the")
-	p("reverse order of the first. Buckets, Redis keys and processes are removed at the end.")
+	p("repetition and cell to cell; each download cell runs in several passes (four up to 256 MiB, two")
+	p("above) and each request cell in two, every pass in the reverse order of the one before. Buckets,")
+	p("Redis keys and processes are removed at the end.")
 }
 
 func goBenchTable(p printer, r *results) {
 	p("")
-	p("## Go micro-benchmarks the README cites")
+	p("## Go benchmarks the README cites")
 	p("")
-	p("`go test -run '^$' -bench '^BenchmarkPresign$' -benchmem ./presign/s3presign` and")
-	p("`go test -run '^$' -bench '^BenchmarkCopyBody$' -benchmem ./gateway` (`-benchtime %s`), in the same run.", r.Plan.GoBenchTime)
+	p("Run in the same run, one `go test -run '^$' -bench … -benchmem` each: `BenchmarkPresign`")
+	p("(`./presign/s3presign`) and `BenchmarkCopyBody` (`./gateway`) with `-benchtime %s`,", r.Plan.GoBenchTime)
+	p("`BenchmarkGzipExport500MB` (`./cmd/fhir-binary-gateway/app`) with `-benchtime 1x`%s.", map[bool]string{true: " and `BENCH_GZIP_SIZE=16000000` (-quick)", false: ""}[r.Quick])
 	p("`BenchmarkPresign/…/sdk` is the SDK's `PresignGetObject`, `…/direct` what the gateway signs with;")
-	p("`BenchmarkCopyBody` copies 64 MiB between two loopback TCP sockets (S3 → gateway → client) with")
-	p("buffers of 64 KiB, 256 KiB (the former copy), 1 MiB (the gateway's `copyContent`) and 2 MiB.")
+	p("`BenchmarkCopyBody` moves 64 MiB between two loopback TCP sockets (S3 → gateway → client) by")
+	p("copies with buffers of 64 KiB, 256 KiB (the former copy), 1 MiB (the gateway's `copyContent`) and")
+	p("2 MiB, and by `copyContent`'s splice; its CPU column is the CPU (user + system) of the thread that")
+	p("moved the bytes, per GiB.")
 	p("")
-	p("| package | benchmark | ns/op | MB/s | B/op | allocs/op |")
-	p("| --- | --- | ---: | ---: | ---: | ---: |")
+	p("| package | benchmark | ns/op | MB/s | gateway CPU-s/GiB | B/op | allocs/op |")
+	p("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+	var gz []goBench
 	for _, g := range r.GoBench {
-		mbps := "–"
+		if strings.HasPrefix(g.Name, "BenchmarkGzipExport") {
+			gz = append(gz, g)
+			continue
+		}
+		mbps, cpu := "–", "–"
 		if g.MBps > 0 {
 			mbps = fmt.Sprintf("%.0f", g.MBps)
 		}
-		p("| %s | `%s` | %.0f | %s | %.0f | %.0f |", g.Pkg, g.Name, g.NsPerOp, mbps, g.BytesPerOp, g.AllocsPerOp)
+		if v, ok := g.Metrics["gateway-cpu-s/GiB"]; ok {
+			cpu = fmt.Sprintf("%.2f", v)
+		}
+		p("| %s | `%s` | %.0f | %s | %s | %.0f | %.0f |", g.Pkg, g.Name, g.NsPerOp, mbps, cpu, g.BytesPerOp, g.AllocsPerOp)
+	}
+	if len(gz) > 0 {
+		p("")
+		p("`BenchmarkGzipExport500MB` uploads a synthetic ndjson export once and downloads it three ways:")
+		p("with gzip, decoded by the client; with gzip, received undecoded; and without gzip (the gateway")
+		p("decodes). Seconds per transfer:")
+		p("")
+		p("| store | content MB | stored MB | ratio | upload s | gzip download (client decodes) s | gzip bytes received s | identity download s |")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, g := range gz {
+			m := g.Metrics
+			p("| %s | %.0f | %.1f | %.1f× | %.2f | %.2f | %.2f | %.2f |", strings.TrimPrefix(g.Name, "BenchmarkGzipExport500MB/"),
+				m["content-bytes"]/1e6, m["stored-bytes"]/1e6, m["ratio"], m["upload-s"], m["gzip-download-s"], m["gzip-received-s"], m["identity-download-s"])
+		}
 	}
 	find := func(suffix string) *goBench {
 		for i := range r.GoBench {
@@ -281,14 +307,22 @@ func goBenchTable(p printer, r *results) {
 		}
 		return nil
 	}
+	cpu := func(g *goBench) float64 { return g.Metrics["gateway-cpu-s/GiB"] }
 	var claims []string
 	if sdk, direct := find("path-style/sdk"), find("path-style/direct"); sdk != nil && direct != nil {
 		claims = append(claims, fmt.Sprintf("signing a redirect: %.1f µs direct vs %.1f µs through the SDK (%.0f× faster)",
 			direct.NsPerOp/1000, sdk.NsPerOp/1000, Ratio(sdk.NsPerOp, direct.NsPerOp)))
 	}
-	if b64, b256, b1m := find("buffer/64KiB"), find("buffer/256KiB"), find("(copyContent)"); b64 != nil && b256 != nil && b1m != nil {
-		claims = append(claims, fmt.Sprintf("the download copy's 1 MiB buffer moves %s the bytes per second of 256 KiB (the former copy) and %s of 64 KiB",
-			Times(Ratio(b1m.MBps, b256.MBps)), Times(Ratio(b1m.MBps, b64.MBps))))
+	if b64, b256, b1m := find("buffer/64KiB"), find("buffer/256KiB"), find("buffer/1024KiB(copyContent)"); b64 != nil && b256 != nil && b1m != nil {
+		claim := fmt.Sprintf("the download copy's 1 MiB buffer moves %s the bytes per second of 256 KiB (the former copy) and %s of 64 KiB",
+			Times(Ratio(b1m.MBps, b256.MBps)), Times(Ratio(b1m.MBps, b64.MBps)))
+		if cpu(b1m) > 0 && cpu(b256) > 0 {
+			claim += fmt.Sprintf(", with %s the CPU per GiB of 256 KiB", Times(Ratio(cpu(b1m), cpu(b256))))
+		}
+		claims = append(claims, claim)
+	}
+	if sp, b1m := find("splice(copyContent)"), find("buffer/1024KiB(copyContent)"); sp != nil && b1m != nil && cpu(sp) > 0 && cpu(b1m) > 0 {
+		claims = append(claims, fmt.Sprintf("the splice takes %.2f CPU-s per GiB, %s of the 1 MiB copy's %.2f", cpu(sp), Times(Ratio(cpu(sp), cpu(b1m))), cpu(b1m)))
 	}
 	if len(claims) > 0 {
 		p("")
@@ -331,9 +365,11 @@ func downloadTable(p printer, r *results, be *backendResult) {
 	p("**Gateway stream** is `GET /Binary/{id}/$binary-access-read` on the streaming gateway, **gateway")
 	p("redirect** the same on the redirecting one with the client following the `307` (the time includes")
 	p("the gateway round trip); **registry** is `GET /v2/…/blobs/{digest}` with redirects off (it streams),")
-	p("**registry redirect** with them on (followed); **tusd** is `GET` of the upload. Each path runs two")
-	p("passes of %s; in a pass every client starts downloads until the time is up and does at least", r.Plan.CellBudget/2)
-	p("one. MiB/s = all bytes ÷ the summed wall time; ratios are to direct, rounded down.")
+	p("**registry redirect** with them on (followed); **tusd** is `GET` of the upload. Each path runs %s", r.Plan.CellBudget)
+	p("in four passes for objects up to 256 MiB, two above, each pass in the reverse order of the one")
+	p("before (and every second pair shifted by a path); in a pass every client starts downloads until")
+	p("its share of the time is up and does at least one. MiB/s = all bytes ÷ the summed wall time;")
+	p("ratios are to direct, rounded down.")
 	if be.Name == "versitygw" {
 		p("Targets: stream × 1 ≥ %.2f× direct, × 8 ≥ %.2f× direct, for objects of %s and more.", targetDownload1, targetDownload8, SizeName(targetDownloadMin))
 	} else {
@@ -364,6 +400,68 @@ func downloadTable(p printer, r *results, be *backendResult) {
 			mark = Mark(Ratio(d.Paths[pStream].MiBps(), direct) >= t)
 		}
 		p("%s %s | %s |", line, mark, strings.Join(counts, " / "))
+	}
+	// From 64 MiB the redirect's extra round trip is well under 1% of a
+	// download: what is left of its distance from 1.0× is noise.
+	lo, hi, n := 0.0, 0.0, 0
+	for _, d := range be.Downloads {
+		if d.Size < targetDownloadMin {
+			continue
+		}
+		x := Ratio(d.Paths[pRedirect].MiBps(), d.Paths[pDirect].MiBps())
+		if n == 0 || x < lo {
+			lo = x
+		}
+		if n == 0 || x > hi {
+			hi = x
+		}
+		n++
+	}
+	if n > 0 {
+		p("")
+		p("The gateway redirect path moves its bytes from S3 exactly as direct does (one small request")
+		p("more); for objects of %s and more it measured %.2f–%.2f× of direct in this run, a guide to", SizeName(targetDownloadMin), lo, hi)
+		p("how far a cell's ratio can stray from run-to-run noise alone.")
+	}
+	headersTable(p, be)
+}
+
+// headersTable is each download path's median time from the request to
+// the answer's headers: the fixed cost of a download, before its first
+// byte.
+func headersTable(p printer, be *backendResult) {
+	if len(be.Downloads) == 0 || len(be.Downloads[0].Paths[pDirect].Headers) == 0 {
+		return
+	}
+	p("")
+	p("#### Time to the answer's headers (%s)", be.Name)
+	p("")
+	p("Median milliseconds from sending the `GET` to having the answer's headers (after the redirect,")
+	p("where one is followed), over every download of the cell. The last column is what the stream")
+	p("waits longer than direct, as a share of the stream's mean download time: the part of the ratio")
+	p("a fixed per-download cost can explain.")
+	p("")
+	head := "| object | clients |"
+	sep := "| ---: | ---: |"
+	for _, name := range downloadPaths {
+		head += " " + name + " |"
+		sep += " ---: |"
+	}
+	p("%s stream's extra wait |", head)
+	p("%s ---: |", sep)
+	for _, d := range be.Downloads {
+		line := fmt.Sprintf("| %s | %d |", SizeName(d.Size), d.Clients)
+		for _, name := range downloadPaths {
+			line += " " + Millis(d.Paths[name].Headers.Percentile(50)) + " |"
+		}
+		st := d.Paths[pStream]
+		share := "–"
+		if st.Count > 0 {
+			perDownload := time.Duration(int64(st.Elapsed) * int64(d.Clients) / int64(st.Count))
+			extra := st.Headers.Percentile(50) - d.Paths[pDirect].Headers.Percentile(50)
+			share = fmt.Sprintf("%.1f%%", 100*extra.Seconds()/perDownload.Seconds())
+		}
+		p("%s %s |", line, share)
 	}
 }
 
@@ -498,6 +596,31 @@ func cpuTable(p printer, r *results, be *backendResult) {
 			row(cell, name, u.Paths[name])
 		}
 	}
+	var byCPU []string
+	for _, d := range be.Downloads {
+		direct, stream := cpuPerGiB(d.Paths[pDirect]), cpuPerGiB(d.Paths[pStream])
+		if d.Size < 64*mib || direct == 0 || stream == 0 {
+			continue
+		}
+		byCPU = append(byCPU, fmt.Sprintf("GET %s × %d %s", SizeName(d.Size), d.Clients, Times(Ratio(direct, stream))))
+	}
+	if len(byCPU) > 0 {
+		p("")
+		p("Stream ÷ direct by CPU alone (direct's total ÷ the stream's: the ratio once every process of")
+		p("both paths is CPU-bound on these cores, whatever else the machine runs): %s.", strings.Join(byCPU, ", "))
+	}
+}
+
+// cpuPerGiB is the CPU seconds all measured processes spent per GiB of t.
+func cpuPerGiB(t *transferResult) float64 {
+	if t == nil || t.Bytes == 0 {
+		return 0
+	}
+	var total time.Duration
+	for _, v := range t.CPU {
+		total += v
+	}
+	return total.Seconds() / (float64(t.Bytes) / gib)
 }
 
 func profileSection(p printer, be *backendResult) {
@@ -512,6 +635,14 @@ func profileSection(p printer, be *backendResult) {
 			p("%s", l)
 		}
 		p("```")
+		if len(pr.Breakdown) > 0 {
+			p("")
+			p("The same samples by what was on the stack (`perf report --children`; shares overlap):")
+			p("")
+			for _, l := range pr.Breakdown {
+				p("- %s", l)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +52,25 @@ func TestRatesAndNames(t *testing.T) {
 	}
 	if Millis(1500*time.Microsecond) != "1.50" || Millis(250*time.Microsecond) != "0.250" {
 		t.Errorf("Millis: %q %q", Millis(1500*time.Microsecond), Millis(250*time.Microsecond))
+	}
+}
+
+// Every path runs in every pass; across a pair of passes each path runs
+// once before and once after every other, and no path is first twice in a
+// row of pairs.
+func TestPassOrdersAlternate(t *testing.T) {
+	paths := []string{"a", "b", "c"}
+	got := passOrders(paths, 4)
+	want := [][]string{{"a", "b", "c"}, {"c", "b", "a"}, {"b", "c", "a"}, {"a", "c", "b"}}
+	if len(got) != len(want) {
+		t.Fatalf("%d passes, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if strings.Join(got[i], ",") != strings.Join(want[i], ",") {
+			t.Errorf("pass %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	if downloadPasses(256*mib) != 4 || downloadPasses(gib) != 2 {
+		t.Errorf("passes: 256 MiB %d, 1 GiB %d; want 4 and 2", downloadPasses(256*mib), downloadPasses(gib))
 	}
 }
