@@ -206,8 +206,16 @@ type Part struct {
 	Size   int64
 }
 
-// Parts lists the parts of s that arrived, in order.
+// Parts lists the parts of s that arrived, in order (all of them, as
+// planned, once its bytes are verified).
 func (u *Uploads) Parts(ctx context.Context, s storage.UploadSession) ([]Part, error) {
+	if s.Finished() {
+		out := make([]Part, s.Parts())
+		for i := range out {
+			out[i] = Part{Number: i + 1, Size: s.PartLength(i + 1)}
+		}
+		return out, nil
+	}
 	if s.UploadID != "" {
 		parts, _, err := u.multipartParts(ctx, s)
 		out := make([]Part, len(parts))
