@@ -7,7 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -713,4 +716,55 @@ func TestUploadGCKeepsOpenSession(t *testing.T) {
 	g.putPart(s, data, 2)
 	res, body := g.do(http.MethodPost, s.Upload, nil)
 	wantStatus(t, res, body, http.StatusCreated)
+}
+
+// A session opened on one gateway process is served by another: its state
+// is the session record and S3, nothing in a process. (The embedded store
+// is one process's: its bbolt catalog is locked.)
+func TestUploadSessionAcrossGateways(t *testing.T) {
+	a := startGateway(t, real, nil)
+	// The second process: its own clients of the same bucket and Redis
+	// namespace, its own server.
+	b2, err := OpenBackends(context.Background(), a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b2.Close() })
+	if err := b2.OpenAccess(a.cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewServer(a.cfg, b2, slog.New(slog.DiscardHandler), "test"))
+	t.Cleanup(srv.Close)
+	b := *a
+	b.url, b.be = srv.URL+a.cfg.BasePath, b2
+
+	data := payload(2*int(a.partSize()) + 321)
+	s := a.startUpload(data)
+	a.putPart(s, data, 1)
+	st := b.status(s)
+	if !st.Parts[0].Arrived || st.Parts[1].Arrived || st.Parts[1].URL == "" || st.Parts[2].URL == "" {
+		t.Fatalf("the other gateway's view: %+v", st.Parts)
+	}
+	wantUploadPartURLs(t, s)
+	if q1, q2 := mustQuery(t, s.Parts[0].URL), mustQuery(t, st.Parts[1].URL); q1.Get("uploadId") != q2.Get("uploadId") {
+		t.Errorf("the other gateway signs for upload %s, the session is %s", q2.Get("uploadId"), q1.Get("uploadId"))
+	}
+	b.putPart(st, data, 2)
+	b.putPart(st, data, 3)
+	res, body := b.do(http.MethodPost, s.Upload, nil)
+	wantStatus(t, res, body, http.StatusCreated)
+	res, body = a.do(http.MethodPost, s.Upload, nil)
+	wantStatus(t, res, body, http.StatusCreated)
+	if got, err := a.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID}); err != nil || got.SHA256 != sha(data) {
+		t.Errorf("record %+v (%v)", got, err)
+	}
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }
