@@ -768,3 +768,23 @@ func mustQuery(t *testing.T, raw string) url.Values {
 	}
 	return u.Query()
 }
+
+// An empty file is one empty part; on S3 an empty part alone makes a valid
+// multipart upload.
+func TestUploadEmptyFile(t *testing.T) {
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			g := startGateway(t, be, nil)
+			s := g.startUpload(nil)
+			if len(s.Parts) != 1 || s.Parts[0].Size != 0 {
+				t.Fatalf("parts %+v", s.Parts)
+			}
+			g.putPartBytes(s, 1, nil)
+			res, body := g.do(http.MethodPost, s.Upload, nil)
+			wantStatus(t, res, body, http.StatusCreated)
+			if b, err := g.be.Catalog.Get(context.Background(), storage.Ref{ID: s.ID}); err != nil || b.Size != 0 || b.SHA256 != sha(nil) {
+				t.Errorf("record %+v (%v)", b, err)
+			}
+		})
+	}
+}
