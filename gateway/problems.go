@@ -20,6 +20,8 @@ func lifecycleProblem(err error) *Problem {
 		return badRequest("%s", fromSentinel(err, errDigestMismatch))
 	case errors.Is(err, lifecycle.ErrUploadMismatch):
 		return problem(http.StatusConflict, "conflict", "%s", fromSentinel(err, lifecycle.ErrUploadMismatch))
+	case errors.Is(err, lifecycle.ErrUploadCompleted):
+		return problem(http.StatusConflict, "conflict", "%s", fromSentinel(err, lifecycle.ErrUploadCompleted))
 	case errors.Is(err, lifecycle.ErrUploadIncomplete):
 		return problem(http.StatusConflict, "incomplete", "%s", fromSentinel(err, lifecycle.ErrUploadIncomplete))
 	case errors.Is(err, lifecycle.ErrGone):

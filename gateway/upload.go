@@ -86,7 +86,7 @@ func (s *Server) uploadStart(c echo.Context) error {
 		return err
 	}
 	w.Ref, w.Via = s.ref(c, uuid.NewString()), http.MethodPost
-	if _, ok := s.signer.(presign.PutPresigner); !ok {
+	if !s.signsParts() {
 		return problem(http.StatusNotImplemented, "not-supported", "this deployment's store cannot take uploads in parts")
 	}
 	if w.SecurityContext != nil {
@@ -104,12 +104,44 @@ func (s *Server) uploadStart(c echo.Context) error {
 	return s.sessionAnswer(c, sess, nil, http.StatusCreated)
 }
 
+// signsParts reports whether the presigner issues the part URLs the store
+// needs: UploadPart URLs of its multipart upload (S3), or PUT URLs of part
+// objects (the embedded store).
+func (s *Server) signsParts() bool {
+	if s.uploads().Multipart() {
+		_, ok := s.signer.(presign.PartPresigner)
+		return ok
+	}
+	_, ok := s.signer.(presign.PutPresigner)
+	return ok
+}
+
+// partURL is a fresh URL for part n of sess.
+func (s *Server) partURL(c echo.Context, sess storage.UploadSession, n int, now time.Time) (presign.URL, error) {
+	r := presign.Request{MaxTTL: s.cfg.PresignTTL, NotAfter: sess.Expires, Now: now, BaseURL: s.rootURL(c)}
+	if sess.UploadID != "" {
+		signer, ok := s.signer.(presign.PartPresigner)
+		if !ok {
+			return presign.URL{}, problem(http.StatusNotImplemented, "not-supported", "this deployment cannot sign the parts of a multipart upload")
+		}
+		r.Key = sess.Binary.ObjectKey
+		return signer.PresignPart(c.Request().Context(), r, sess.UploadID, n)
+	}
+	signer, ok := s.signer.(presign.PutPresigner)
+	if !ok {
+		return presign.URL{}, problem(http.StatusNotImplemented, "not-supported", "this deployment's store cannot take uploads in parts")
+	}
+	r.Key = storage.UploadPartKey(sess.Binary.Ref(), n)
+	return signer.PresignPut(c.Request().Context(), r)
+}
+
 func (s *Server) sessionURL(c echo.Context, sess storage.UploadSession) string {
 	return s.baseURL(c) + "/Binary/" + opUpload + "/" + sess.Binary.ID
 }
 
 // sessionAnswer is the Parameters of a session: its parts, the ones not
-// yet arrived with fresh URLs.
+// yet arrived (or of another size) with fresh URLs, and every part once a
+// complete found the SHA-256 wrong (any of them may be the bad one).
 func (s *Server) sessionAnswer(c echo.Context, sess storage.UploadSession, arrived []lifecycle.Part, status int) error {
 	now := s.now()
 	ps := []param{
@@ -124,18 +156,14 @@ func (s *Server) sessionAnswer(c echo.Context, sess storage.UploadSession, arriv
 	for _, p := range arrived {
 		have[p.Number] = p.Size
 	}
-	signer := s.signer.(presign.PutPresigner)
 	for n := 1; n <= sess.Parts() && !sess.Completed; n++ {
 		number, size := n, sess.PartLength(n)
 		part := []param{{Name: "number", ValueInteger: &number}, {Name: "size", ValueDecimal: &size}}
 		if got, ok := have[n]; ok {
 			part = append(part, param{Name: "received", ValueDecimal: &got})
 		}
-		if got, ok := have[n]; !ok || got != size {
-			u, err := signer.PresignPut(c.Request().Context(), presign.Request{
-				Key: storage.UploadPartKey(sess.Binary.Ref(), n), MaxTTL: s.cfg.PresignTTL,
-				NotAfter: sess.Expires, Now: now, BaseURL: s.rootURL(c),
-			})
+		if got, ok := have[n]; !ok || got != size || sess.Resend {
+			u, err := s.partURL(c, sess, n, now)
 			if err != nil {
 				return err
 			}

@@ -26,9 +26,11 @@ const (
 	// files it registers with $import (GATEWAY_IMPORT_PREFIXES widens it).
 	ImportAreaPrefix = "exports/"
 	// UploadsPrefix holds the upload sessions ($upload): one JSON record
-	// and the parts sent so far per session, until it completes, is
-	// aborted or expires (gc). Nothing here is ever a Binary: reindex does
-	// not look under it.
+	// per session and, on a store without multipart uploads, the parts
+	// sent so far, until it completes, is aborted or expires (gc). Nothing
+	// here is ever a Binary. On S3 the parts are one multipart upload of
+	// the Binary's own object key: reindex leaves an object whose session
+	// is not verified alone.
 	UploadsPrefix = "uploads/"
 )
 
@@ -42,6 +44,24 @@ func UploadSessionKey(ref Ref) string { return UploadOf(ref) + "session.json" }
 
 // UploadPartKey is where part n (from 1) of the upload session of ref lives.
 func UploadPartKey(ref Ref, n int) string { return fmt.Sprintf("%spart-%05d", UploadOf(ref), n) }
+
+// UploadSessionOf names the session whose record key is; ok is false for
+// any other key.
+func UploadSessionOf(key string) (ref Ref, ok bool) {
+	rest, found := strings.CutPrefix(key, UploadsPrefix)
+	if !found {
+		return Ref{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[2] != "session.json" || parts[0] == "" || parts[1] == "" {
+		return Ref{}, false
+	}
+	if parts[0] != "_" {
+		ref.Tenant = parts[0]
+	}
+	ref.ID = parts[1]
+	return ref, true
+}
 
 // UploadPartOf names the session and part number of a part key; ok is
 // false for any other key.

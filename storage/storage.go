@@ -23,9 +23,10 @@ import (
 
 // UploadAborter is implemented by stores whose interrupted uploads leave
 // parts behind (S3 multipart uploads): gc aborts those started before a
-// time, under a prefix, and returns their keys.
+// time, under a prefix, but for the keys keep names (the objects of live
+// upload sessions; nil keeps none), and returns their keys.
 type UploadAborter interface {
-	AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, dryRun bool) ([]string, error)
+	AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, keep func(key string) bool, dryRun bool) ([]string, error)
 }
 
 var (

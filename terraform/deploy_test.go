@@ -643,7 +643,8 @@ func TestDeployCheckerRejects(t *testing.T) {
 		{"serve in the entrypoint", "Dockerfile", `ENTRYPOINT \["/usr/local/bin/fhir-binary-gateway"\]`, `ENTRYPOINT ["/usr/local/bin/fhir-binary-gateway", "serve"]`, "ENTRYPOINT is"},
 		{"no gc schedule", module + "gc.tf", `resource "aws_scheduler_schedule"`, `resource "aws_cloudwatch_event_rule"`, "no aws_scheduler_schedule"},
 		{"gc task serves", module + "gc.tf", `command = \["gc"\]`, `command = ["serve"]`, `runs the command ["gc"]`},
-		{"list parts granted", module + "iam.tf", `"s3:AbortMultipartUpload",\n`, "\"s3:AbortMultipartUpload\",\n      \"s3:ListMultipartUploadParts\",\n", "s3:ListMultipartUploadParts, which the code never calls"},
+		{"list parts missing", module + "iam.tf", `\n\s*"s3:ListMultipartUploadParts",`, ``, "lacks s3:ListMultipartUploadParts"},
+		{"tagging granted", module + "iam.tf", `"s3:AbortMultipartUpload",\n`, "\"s3:AbortMultipartUpload\",\n      \"s3:GetObjectTagging\",\n", "s3:GetObjectTagging, which the code never calls"},
 		{"list uploads missing", module + "iam.tf", `actions   = \["s3:ListBucketMultipartUploads"\]`, `actions   = ["s3:ListBucket"]`, "lacks s3:ListBucketMultipartUploads"},
 		{"metrics public", module + "alb.tf", `"/metrics\*", `, ``, "/metrics* and /readyz*"},
 		{"trusted proxies anywhere", module + "ecs.tf", `join\(",", local\.alb_subnet_cidrs\)`, `"0.0.0.0/0"`, "GATEWAY_TRUSTED_PROXIES"},
@@ -693,14 +694,14 @@ func TestDeployCheckerRejects(t *testing.T) {
 	}
 }
 
-// TestExactActionsSeesNewCalls: a new S3 call in the code (say ListParts for
-// upload sessions) without its grant is caught.
+// TestExactActionsSeesNewCalls: a new S3 call in the code (say
+// GetObjectTagging) without its grant is caught.
 func TestExactActionsSeesNewCalls(t *testing.T) {
 	c := mustParse(t, sources(t))
 	src := goS3Sources(t)
-	src["new.go"] = []byte(`func f() { c.client.ListParts(ctx, in) }`)
+	src["new.go"] = []byte(`func f() { c.client.GetObjectTagging(ctx, in) }`)
 	vs := checkExactActions(c, src)
-	if !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, "lacks s3:ListMultipartUploadParts") }) {
-		t.Errorf("a ListParts call without s3:ListMultipartUploadParts passed: %q", vs)
+	if !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, "lacks s3:GetObjectTagging") }) {
+		t.Errorf("a GetObjectTagging call without s3:GetObjectTagging passed: %q", vs)
 	}
 }

@@ -11,18 +11,20 @@ import (
 	"fhir-binary-gateway/presign"
 )
 
-var _ presign.PutPresigner = (*Presigner)(nil)
+var _ presign.PartPresigner = (*Presigner)(nil)
 
-// PresignPut signs a PutObject of r.Key (an upload session's part) through
-// the SDK's presign client: a part is one object of its own, so the
-// client's PUT goes straight to S3 and needs no multipart upload id. The
-// lifetime is Presign's: never past MaxTTL, NotAfter or the credentials.
-func (p *Presigner) PresignPut(ctx context.Context, r presign.Request) (presign.URL, error) {
+// PresignPart signs an UploadPart of part n of multipart upload uploadID
+// at r.Key (an upload session's part) through the SDK's presign client:
+// the client's PUT goes straight to S3. No checksum is signed (the store
+// requests checksums only where S3 requires them), so a plain PUT of the
+// bytes is all a client sends. The lifetime is Presign's: never past
+// MaxTTL, NotAfter or the credentials.
+func (p *Presigner) PresignPart(ctx context.Context, r presign.Request, uploadID string, n int) (presign.URL, error) {
 	var credsExpire time.Time
 	if p.creds != nil {
 		creds, err := p.creds.Retrieve(ctx)
 		if err != nil {
-			return presign.URL{}, fmt.Errorf("presign put %s: credentials: %w", r.Key, err)
+			return presign.URL{}, fmt.Errorf("presign part %d of %s: credentials: %w", n, r.Key, err)
 		}
 		if creds.CanExpire {
 			credsExpire = creds.Expires
@@ -32,12 +34,14 @@ func (p *Presigner) PresignPut(ctx context.Context, r presign.Request) (presign.
 	if ttl < presign.MinUseful {
 		return presign.URL{}, nil
 	}
-	req, err := p.client.PresignPutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(p.store.Bucket()),
-		Key:    aws.String(p.store.FullKey(r.Key)),
+	req, err := p.client.PresignUploadPart(ctx, &s3.UploadPartInput{
+		Bucket:     aws.String(p.store.Bucket()),
+		Key:        aws.String(p.store.FullKey(r.Key)),
+		UploadId:   aws.String(uploadID),
+		PartNumber: aws.Int32(int32(n)),
 	}, s3.WithPresignExpires(ttl))
 	if err != nil {
-		return presign.URL{}, fmt.Errorf("presign put %s: %w", r.Key, err)
+		return presign.URL{}, fmt.Errorf("presign part %d of %s: %w", n, r.Key, err)
 	}
 	// The SDK signs from its own clock reading; the URL dies ttl after it.
 	return presign.URL{URL: req.URL, Expires: time.Now().Add(ttl)}, nil

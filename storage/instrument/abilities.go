@@ -9,13 +9,21 @@ import (
 
 // wrapObjects wraps s, keeping the optional abilities it has: a wrapper
 // that hid them would quietly switch behaviour off (gc would no longer
-// abort stale multipart uploads through a metered store).
+// abort stale multipart uploads, upload sessions would fall back to parts
+// as objects of their own).
 func (m *Metrics) wrapObjects(s storage.ObjectStore, name string) storage.ObjectStore {
 	o := &objects{ObjectStore: s, m: m, name: name}
-	if a, ok := s.(storage.UploadAborter); ok {
-		return m.wrapComposer(s, &abortingObjects{objects: o, aborter: a}, name)
+	a, aborts := s.(storage.UploadAborter)
+	mp, multipart := s.(storage.MultipartSessions)
+	switch {
+	case aborts && multipart:
+		return &multipartAbortingObjects{abortingObjects: &abortingObjects{objects: o, aborter: a}, multipartCalls: &multipartCalls{mp: mp, m: m, name: name}}
+	case aborts:
+		return &abortingObjects{objects: o, aborter: a}
+	case multipart:
+		return &multipartObjects{objects: o, multipartCalls: &multipartCalls{mp: mp, m: m, name: name}}
 	}
-	return m.wrapComposer(s, o, name)
+	return o
 }
 
 type abortingObjects struct {
@@ -23,49 +31,61 @@ type abortingObjects struct {
 	aborter storage.UploadAborter
 }
 
-func (o *abortingObjects) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, dryRun bool) ([]string, error) {
+func (o *abortingObjects) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, keep func(key string) bool, dryRun bool) ([]string, error) {
 	cctx, call := o.m.begin(ctx, o.name, "abort_stale_uploads")
-	keys, err := o.aborter.AbortStaleUploads(cctx, prefix, startedBefore, dryRun)
+	keys, err := o.aborter.AbortStaleUploads(cctx, prefix, startedBefore, keep, dryRun)
 	call.end(ctx, err)
 	return keys, err
 }
 
-// wrapComposer keeps a store's Composer ability through the wrapper.
-func (m *Metrics) wrapComposer(s storage.ObjectStore, w storage.ObjectStore, name string) storage.ObjectStore {
-	c, ok := s.(storage.Composer)
-	if !ok {
-		return w
-	}
-	if a, ok := w.(*abortingObjects); ok {
-		return &composingAbortingObjects{abortingObjects: a, composer: c, m: m, name: name}
-	}
-	return &composingObjects{ObjectStore: w, composer: c, m: m, name: name}
+type multipartObjects struct {
+	*objects
+	*multipartCalls
 }
 
-type composingObjects struct {
-	storage.ObjectStore
-	composer storage.Composer
-	m        *Metrics
-	name     string
-}
-
-func (o *composingObjects) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
-	cctx, call := o.m.begin(ctx, o.name, "compose")
-	info, err := o.composer.Compose(cctx, dst, srcs, opts)
-	call.end(ctx, err)
-	return info, err
-}
-
-type composingAbortingObjects struct {
+type multipartAbortingObjects struct {
 	*abortingObjects
-	composer storage.Composer
-	m        *Metrics
-	name     string
+	*multipartCalls
 }
 
-func (o *composingAbortingObjects) Compose(ctx context.Context, dst string, srcs []string, opts storage.PutOptions) (storage.ObjectInfo, error) {
-	cctx, call := o.m.begin(ctx, o.name, "compose")
-	info, err := o.composer.Compose(cctx, dst, srcs, opts)
+// multipartCalls meters a store's MultipartSessions.
+type multipartCalls struct {
+	mp   storage.MultipartSessions
+	m    *Metrics
+	name string
+}
+
+func (o *multipartCalls) BeginMultipart(ctx context.Context, key string, opts storage.PutOptions) (string, error) {
+	cctx, call := o.m.begin(ctx, o.name, "begin_multipart")
+	id, err := o.mp.BeginMultipart(cctx, key, opts)
 	call.end(ctx, err)
-	return info, err
+	return id, err
+}
+
+func (o *multipartCalls) ListMultipartParts(ctx context.Context, key, uploadID string) ([]storage.UploadedPart, error) {
+	cctx, call := o.m.begin(ctx, o.name, "list_parts")
+	parts, err := o.mp.ListMultipartParts(cctx, key, uploadID)
+	call.end(ctx, err)
+	return parts, err
+}
+
+func (o *multipartCalls) CompleteMultipart(ctx context.Context, key, uploadID string, parts []storage.UploadedPart) error {
+	cctx, call := o.m.begin(ctx, o.name, "complete_multipart")
+	err := o.mp.CompleteMultipart(cctx, key, uploadID, parts)
+	call.end(ctx, err)
+	return err
+}
+
+func (o *multipartCalls) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	cctx, call := o.m.begin(ctx, o.name, "abort_multipart")
+	err := o.mp.AbortMultipart(cctx, key, uploadID)
+	call.end(ctx, err)
+	return err
+}
+
+func (o *multipartCalls) ReopenMultipart(ctx context.Context, key string, sizes []int64, opts storage.PutOptions) (string, error) {
+	cctx, call := o.m.begin(ctx, o.name, "reopen_multipart")
+	id, err := o.mp.ReopenMultipart(cctx, key, sizes, opts)
+	call.end(ctx, err)
+	return id, err
 }

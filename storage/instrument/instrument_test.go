@@ -63,12 +63,18 @@ func TestWrapperKeepsUploadAborter(t *testing.T) {
 	if _, ok := m.Objects(newS3(t), "s3").(storage.UploadAborter); !ok {
 		t.Error("the metered S3 store hides AbortStaleUploads: gc would leave stale multipart uploads")
 	}
+	if _, ok := m.Objects(newS3(t), "s3").(storage.MultipartSessions); !ok {
+		t.Error("the metered S3 store hides MultipartSessions: upload sessions would keep their parts as objects")
+	}
 	fs, err := fsstore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := m.Objects(fs, "fs").(storage.UploadAborter); ok {
 		t.Error("the metered filesystem store claims an ability the store lacks")
+	}
+	if _, ok := m.Objects(fs, "fs").(storage.MultipartSessions); ok {
+		t.Error("the metered filesystem store claims MultipartSessions")
 	}
 }
 
@@ -110,8 +116,8 @@ func TestTracedCallsAreChildSpans(t *testing.T) {
 	if _, ok := s3.(storage.UploadAborter); !ok {
 		t.Fatal("the traced S3 store hides AbortStaleUploads")
 	}
-	if _, ok := s3.(storage.Composer); !ok {
-		t.Fatal("the traced S3 store hides Compose")
+	if _, ok := s3.(storage.MultipartSessions); !ok {
+		t.Fatal("the traced S3 store hides its MultipartSessions")
 	}
 	objects := m.Objects(fs, "filesystem")
 	ctx, parent := tp.Tracer("test").Start(t.Context(), "request")
@@ -124,7 +130,7 @@ func TestTracedCallsAreChildSpans(t *testing.T) {
 	if err := objects.List(ctx, "a/", func(storage.ObjectInfo) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s3.(storage.UploadAborter).AbortStaleUploads(ctx, "uploads/", time.Now(), true); err != nil {
+	if _, err := s3.(storage.UploadAborter).AbortStaleUploads(ctx, "uploads/", time.Now(), nil, true); err != nil {
 		t.Fatal(err)
 	}
 	parent.End()

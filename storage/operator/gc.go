@@ -56,6 +56,14 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 	if err != nil {
 		return rep, err
 	}
+	// Upload sessions first: on S3 an open session's parts are a multipart
+	// upload at its Binary's object key, and a complete assembles the
+	// object there before the record names it.
+	uploadOrder, uploadDirs, err := uploadSessions(ctx, objects, &rep.Scanned)
+	if err != nil {
+		return rep, fmt.Errorf("upload sessions: %w", err)
+	}
+	sessionKeys := sessionObjects(uploadDirs, o.Now)
 	remove := func(key, why string) error {
 		if held, err := catalog.Leased(ctx, key, time.Now()); err != nil || held {
 			if err != nil {
@@ -93,6 +101,12 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 				rep.Kept++
 				return nil
 			}
+			if open, ok := sessionKeys[info.Key]; ok {
+				if open {
+					rep.Kept++
+				}
+				return nil // an expired session's object goes with the session, below
+			}
 			isManifest := strings.HasPrefix(info.Key, storage.ImportsPrefix)
 			var manifest storage.Binary
 			if isManifest {
@@ -129,11 +143,15 @@ func GC(ctx context.Context, objects storage.ObjectStore, catalog storage.Catalo
 			return rep, fmt.Errorf("listing %s: %w", prefix, err)
 		}
 	}
-	if err := expireUploads(ctx, objects, o, &rep); err != nil {
+	if err := expireUploads(ctx, objects, uploadOrder, uploadDirs, live, o, &rep); err != nil {
 		return rep, fmt.Errorf("upload sessions: %w", err)
 	}
 	if a, ok := objects.(storage.UploadAborter); ok {
-		keys, err := a.AbortStaleUploads(ctx, storage.BinariesPrefix, o.Now.Add(-o.Grace), o.DryRun)
+		// Stale: a gateway died mid-upload, or between starting a
+		// session's multipart upload and writing its record. An open
+		// session's upload is no such thing, however old.
+		openSession := func(key string) bool { return sessionKeys[key] }
+		keys, err := a.AbortStaleUploads(ctx, storage.BinariesPrefix, o.Now.Add(-o.Grace), openSession, o.DryRun)
 		rep.AbortedUploads = append(rep.AbortedUploads, keys...)
 		if err != nil {
 			// Listing multipart uploads may not be granted (the bucket's

@@ -30,7 +30,11 @@ type ReindexReport struct {
 	Restored int // versions written to the catalog
 	Present  int // versions the catalog already had
 	Expired  int // versions left out because they expired
-	Problems []string
+	// Unfinished are objects of upload sessions not yet verified (a
+	// complete under way, or one that crashed or found a mismatch): never
+	// a Binary, left out.
+	Unfinished int
+	Problems   []string
 }
 
 // Reindex rebuilds catalog records from the objects: every object under
@@ -45,9 +49,17 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 		o.Workers = 8
 	}
 	var rep ReindexReport
+	unfinished, err := unfinishedUploads(ctx, objects)
+	if err != nil {
+		return rep, fmt.Errorf("listing %s: %w", storage.UploadsPrefix, err)
+	}
 	var keys []string
 	for _, prefix := range []string{storage.BinariesPrefix, storage.ImportsPrefix, storage.DeletesPrefix} {
 		err := objects.List(ctx, prefix, func(info storage.ObjectInfo) error {
+			if unfinished(info.Key) {
+				rep.Unfinished++
+				return nil
+			}
 			keys = append(keys, info.Key)
 			return nil
 		})
@@ -71,6 +83,37 @@ func Reindex(ctx context.Context, objects storage.ObjectStore, catalog storage.C
 		}
 	}
 	return rep, nil
+}
+
+// unfinishedUploads reports whether an object key is that of an upload
+// session whose bytes are not verified: its record exists and is neither
+// verified nor completed. A record that cannot be read keeps its Binary's
+// first version out too (a session writes nothing else).
+func unfinishedUploads(ctx context.Context, objects storage.ObjectStore) (func(key string) bool, error) {
+	_, dirs, err := uploadSessions(ctx, objects, nil)
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
+	unreadable := map[storage.Ref]bool{}
+	for dir, d := range dirs {
+		switch {
+		case !d.record:
+		case d.err != nil:
+			if ref, ok := storage.UploadSessionOf(dir + "session.json"); ok {
+				unreadable[ref] = true
+			}
+		case !d.session.Finished():
+			keys[d.session.Binary.ObjectKey] = true
+		}
+	}
+	return func(key string) bool {
+		if keys[key] {
+			return true
+		}
+		ref, v, ok := storage.RefOfObject(key)
+		return ok && v == 1 && unreadable[ref]
+	}, nil
 }
 
 // restore gives the catalog the versions of one Binary that it lacks, in

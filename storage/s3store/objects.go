@@ -295,7 +295,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // AbortStaleUploads aborts the multipart uploads under prefix that were
 // started before startedBefore: what a gateway killed mid-upload leaves
 // (the bucket's lifecycle rule would abort them too, but only after days).
-func (s *Store) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, dryRun bool) ([]string, error) {
+// Uploads at a key keep names are left alone (a live upload session's).
+func (s *Store) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time, keep func(key string) bool, dryRun bool) ([]string, error) {
 	var aborted []string
 	// Filtered here rather than by Prefix: MinIO lists uploads by prefix
 	// only for an exact key.
@@ -311,6 +312,9 @@ func (s *Store) AbortStaleUploads(ctx context.Context, prefix string, startedBef
 				continue
 			}
 			key := strings.TrimPrefix(aws.ToString(u.Key), s.opts.Prefix)
+			if keep != nil && keep(key) {
+				continue
+			}
 			if !dryRun {
 				_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 					Bucket: aws.String(s.opts.Bucket), Key: u.Key, UploadId: u.UploadId,

@@ -77,7 +77,8 @@ type Store struct {
 	cfg      aws.Config
 	opts     Options
 	// long is the HTTP client of the calls whose answer rightly takes
-	// longer than Timeout (Compose's server-side copies): it connects
+	// longer than Timeout (an upload session's CompleteMultipartUpload and
+	// re-opening copies): it connects
 	// within Timeout but then waits for the answer as long as the call's
 	// context allows (the upload complete's own limit).
 	long *awshttp.BuildableClient

@@ -13,6 +13,7 @@ import (
 
 	"fhir-binary-gateway/config"
 	"fhir-binary-gateway/gateway/auth/authtest"
+	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/testenv"
 )
 
@@ -46,7 +47,8 @@ func TestBrowserCORS(t *testing.T) {
 	id := g.upload(data, "application/pdf", append(bearer(owner), "Content-Disposition", `attachment; filename="scan.pdf"`)...)
 	pages.configure(map[string]any{
 		"gateway": gwTap.url, "id": id, "token": owner, "otherToken": iss.For("app-b", "system/Binary.cruds"),
-		"uploadSize": 3*testPartSize + 1000, "partSize": testPartSize,
+		// S3's smallest parts: the parts are parts of one multipart upload.
+		"uploadSize": 3*storage.MinMultipartPart + 1000, "partSize": storage.MinMultipartPart,
 	})
 	results := runChromium(t, chromium, pages, pages.allowed.URL+"/page.html", "allowed", "blocked")
 	ok, no := results["allowed"], results["blocked"]
@@ -177,7 +179,7 @@ func TestBrowserCORS(t *testing.T) {
 			}
 		}
 		s3.wantPreflight(t, "", pages.allowed.URL, "PUT", "")
-		if rb := u.ReadBack; rb.Status != http.StatusOK || !rb.Redirected || rb.SHA256 != u.SHA256 || rb.Size != 3*testPartSize+1000 {
+		if rb := u.ReadBack; rb.Status != http.StatusOK || !rb.Redirected || rb.SHA256 != u.SHA256 || rb.Size != 3*storage.MinMultipartPart+1000 {
 			t.Errorf("read back: %+v; want SHA-256 %s", rb, u.SHA256)
 		}
 		if u.Complete.Headers["ETag"] != `W/"1"` || !strings.HasSuffix(u.Complete.Headers["Location"], "/Binary/"+u.Complete.ID+"/_history/1") {

@@ -17,10 +17,11 @@ import (
 	"fhir-binary-gateway/storage"
 )
 
-// slowCopies puts a proxy in front of the test S3 server that holds every
-// UploadPartCopy (the server-side copies of an upload complete) for the
-// delay it returns a pointer to; every other call passes at once.
-func slowCopies(t *testing.T) (*atomic.Int64, func(*config.Config)) {
+// slowCompletes puts a proxy in front of the test S3 server that holds
+// every CompleteMultipartUpload (POST ?uploadId=, the join of an upload
+// complete) for the delay it returns a pointer to; every other call passes
+// at once.
+func slowCompletes(t *testing.T) (*atomic.Int64, func(*config.Config)) {
 	delay := new(atomic.Int64)
 	return delay, func(*config.Config) {
 		target, err := url.Parse(os.Getenv("AWS_ENDPOINT_URL_S3")) // set by startGateway
@@ -30,7 +31,7 @@ func slowCopies(t *testing.T) (*atomic.Int64, func(*config.Config)) {
 		rp := httputil.NewSingleHostReverseProxy(target)
 		direct := rp.Director
 		rp.Director = func(r *http.Request) {
-			if r.Header.Get("X-Amz-Copy-Source") != "" {
+			if r.Method == http.MethodPost && r.URL.Query().Has("uploadId") {
 				select {
 				case <-time.After(time.Duration(delay.Load())):
 				case <-r.Context().Done(): // the gateway gave up
@@ -38,7 +39,7 @@ func slowCopies(t *testing.T) (*atomic.Int64, func(*config.Config)) {
 			}
 			direct(r) // keeps the Host the request was signed for
 		}
-		rp.ErrorLog = log.New(io.Discard, "", 0) // the copies the gateway gave up on
+		rp.ErrorLog = log.New(io.Discard, "", 0) // the completes the gateway gave up on
 		proxy := httptest.NewServer(rp)
 		t.Cleanup(proxy.Close)
 		t.Setenv("AWS_ENDPOINT_URL_S3", proxy.URL)
@@ -46,24 +47,24 @@ func slowCopies(t *testing.T) (*atomic.Int64, func(*config.Config)) {
 }
 
 // TestUploadCompleteHasItsOwnTimeout (issue 11): completing a session on S3
-// joins its parts with server-side copies, which S3 answers only once the
-// bytes are copied. That may take longer than GATEWAY_BACKEND_TIMEOUT (the
-// wait for one ordinary answer) and must still succeed within
-// GATEWAY_COMPLETE_TIMEOUT; past that the complete is a 503, the session is
-// left as it was, and completing again later works.
+// joins its multipart upload (CompleteMultipartUpload), which S3 answers
+// only once the object is whole. That may take longer than
+// GATEWAY_BACKEND_TIMEOUT (the wait for one ordinary answer) and must still
+// succeed within GATEWAY_COMPLETE_TIMEOUT; past that the complete is a 503,
+// the session is left as it was, and completing again later works.
 func TestUploadCompleteHasItsOwnTimeout(t *testing.T) {
 	const backendTimeout, completeTimeout = time.Second, 5 * time.Second
-	delay, proxy := slowCopies(t)
+	delay, proxy := slowCompletes(t)
 	g := startGateway(t, real, func(c *config.Config) {
 		proxy(c)
 		c.BackendTimeout = backendTimeout
 		c.CompleteTimeout = completeTimeout
 	})
-	data := payload(storage.MinComposePart + 1000)
+	data := payload(storage.MinMultipartPart + 1000)
 	upload := func() uploadSession {
-		s := g.startUpload(data, "X-Upload-Part-Size", strconv.Itoa(storage.MinComposePart))
+		s := g.startUpload(data, "X-Upload-Part-Size", strconv.Itoa(storage.MinMultipartPart))
 		if len(s.Parts) != 2 {
-			t.Fatalf("%d parts, want 2 (composed in the store)", len(s.Parts))
+			t.Fatalf("%d parts, want 2", len(s.Parts))
 		}
 		g.putPart(s, data, 1)
 		g.putPart(s, data, 2)
@@ -79,15 +80,15 @@ func TestUploadCompleteHasItsOwnTimeout(t *testing.T) {
 		}
 	}
 
-	// Copies slower than the backend timeout, well within the complete's.
+	// A join slower than the backend timeout, well within the complete's.
 	delay.Store(int64(2500 * time.Millisecond))
 	s := upload()
 	start := time.Now()
 	res, body := g.do(http.MethodPost, s.Upload, nil)
-	t.Logf("complete with copies taking 2.5s: %d in %v", res.StatusCode, time.Since(start).Round(time.Millisecond))
+	t.Logf("complete with a join taking 2.5s: %d in %v", res.StatusCode, time.Since(start).Round(time.Millisecond))
 	wantBinary(s, res, body)
 
-	// Copies slower than the complete timeout: 503 in about that time.
+	// A join slower than the complete timeout: 503 in about that time.
 	delay.Store(int64(completeTimeout + 3*time.Second))
 	s = upload()
 	start = time.Now()

@@ -128,7 +128,8 @@ func (o Options) request(ctx context.Context, method, u string, body io.Reader, 
 
 func (o Options) start(ctx context.Context, f *os.File, fi os.FileInfo) (session, error) {
 	sum := sha256.New()
-	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+	// 1 MiB reads: fewer system calls per GiB than io.Copy's 32 KiB.
+	if _, err := io.CopyBuffer(sum, io.NewSectionReader(f, 0, fi.Size()), make([]byte, 1<<20)); err != nil {
 		return session{}, err
 	}
 	ct := o.ContentType

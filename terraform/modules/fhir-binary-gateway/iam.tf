@@ -61,8 +61,10 @@ data "aws_iam_policy_document" "task" {
   # Object actions on the gateway's prefix only, exactly the calls the code
   # makes: GetObject (reads, HeadObject, presigned downloads), PutObject
   # (uploads, also multipart: Create/UploadPart/Complete, and presigned
-  # upload-session parts), DeleteObject (DeleteObject and DeleteObjects) and
-  # AbortMultipartUpload (failed uploads, gc's stale ones).
+  # upload-session parts), DeleteObject (DeleteObject and DeleteObjects),
+  # AbortMultipartUpload (failed uploads, aborted sessions, gc's stale ones)
+  # and ListMultipartUploadParts (ListParts: which parts of an upload
+  # session's multipart upload arrived).
   statement {
     sid = "BinaryObjects"
     actions = [
@@ -70,6 +72,7 @@ data "aws_iam_policy_document" "task" {
       "s3:PutObject",
       "s3:DeleteObject",
       "s3:AbortMultipartUpload",
+      "s3:ListMultipartUploadParts",
     ]
     resources = ["${local.bucket_arn}/${var.s3_prefix}*"]
   }
