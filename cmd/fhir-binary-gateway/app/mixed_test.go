@@ -40,7 +40,6 @@ func TestMixedBackends(t *testing.T) {
 	common := map[string]string{
 		"GATEWAY_DOWNLOAD_MODE":     "auto",
 		"GATEWAY_REDIRECT_MIN_SIZE": "64KiB",
-		"GATEWAY_AUDIT_LOG":         "-",
 	}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}
