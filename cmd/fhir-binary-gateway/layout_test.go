@@ -23,6 +23,7 @@ func deps(t *testing.T, pattern string) []string {
 // gateway; storage and presign never import gateway, config imports none of
 // them, and no AWS or Redis package reaches gateway.
 func TestDependenciesFlowOneWay(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		pattern string
 		banned  []string

@@ -49,6 +49,7 @@ func tryItScript(t *testing.T) string {
 // small and the 20 MiB file must come back byte for byte, directly and
 // through the redirects, and the audit must land in the data dir.
 func TestReadmeTryItWorksPastedInOrder(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the gateway through make")
 	}

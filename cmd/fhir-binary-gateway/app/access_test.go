@@ -95,6 +95,7 @@ func bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 // every scope form allowed and refused, other client, securityContext
 // scope, content safety, and one AuditEvent per request without the token.
 func TestAccessControl(t *testing.T) {
+	t.Parallel()
 	iss := authtest.New(t)
 	g, audit := jwtGateway(t, iss, nil)
 	owner := iss.For("app-a", "system/Binary.cruds system/Group.read")
@@ -389,6 +390,7 @@ func TestTenantIsolation(t *testing.T) {
 // content is not served (503), by stream or by redirect, and every event
 // lost is counted in fbg_audit_failures_total.
 func TestAuditSinkFailureServesNothing(t *testing.T) {
+	t.Parallel()
 	iss := authtest.New(t)
 	g, _ := jwtGateway(t, iss, func(c *config.Config) { c.AuditLog = "/dev/full" })
 	tok := bearer(iss.For("app-a", "system/*.*"))

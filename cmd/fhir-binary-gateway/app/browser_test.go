@@ -30,6 +30,7 @@ import (
 // The bucket's CORS is set by localstack/init-s3.sh, the script LocalStack
 // runs, so what is proven here is that script's rule.
 func TestBrowserCORS(t *testing.T) {
+	t.Parallel()
 	chromium := testenv.Program(t, "chromium") // before anything is started
 	iss := authtest.New(t)
 	pages := newBrowserPages(t)

@@ -29,6 +29,7 @@ import (
 // (--location-trusted), which shows what the README warns of (AWS S3 then
 // refuses two auth mechanisms; some S3-compatible servers serve anyway).
 func TestRealClientsFollowRedirect(t *testing.T) {
+	t.Parallel()
 	iss := authtest.New(t)
 	tap := newHeaderTap(t, os.Getenv("TEST_S3_ENDPOINT"))
 	g, _ := jwtGateway(t, iss, func(c *config.Config) {

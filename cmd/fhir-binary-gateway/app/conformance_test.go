@@ -222,6 +222,7 @@ func entries(r map[string]any) []map[string]any {
 // gateway gives, runs each resource through the R4 validator and checks
 // each behaviour of the conformance issue.
 func TestConformanceValidatorAndFindings(t *testing.T) {
+	t.Parallel()
 	dir := conformanceDir(t)
 	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	g := startGateway(t, embedded, func(c *config.Config) {
@@ -540,6 +541,7 @@ func (p *tcpProxy) close() {
 // TestConformanceCanonicalURLs: with GATEWAY_BASE_URL set, the URLs the
 // conformance resources carry come from it, not from the Host a client sent.
 func TestConformanceCanonicalURLs(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, embedded, func(c *config.Config) { c.BaseURL = "https://fhir.example.org/r4" })
 	for _, path := range []string{"/metadata", "/OperationDefinition/Binary-import", "/StructureDefinition?url=" + gateway.ExtExpires} {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, g.url+path, nil)
@@ -565,9 +567,11 @@ func TestConformanceCanonicalURLs(t *testing.T) {
 // gateway on 127.0.0.1, on both backends; every resource they get back is
 // validated too.
 func TestConformanceRealClients(t *testing.T) {
+	t.Parallel()
 	dir := conformanceDir(t)
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, nil)
 			out, err := runNode(t, dir, "clients.mjs", g.url)
 			t.Logf("%s", out)

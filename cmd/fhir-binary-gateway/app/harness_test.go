@@ -38,6 +38,31 @@ type gw struct {
 	http *http.Client // never follows redirects
 }
 
+// TestMain points the AWS SDK at the test S3 server once for the whole test
+// binary: OpenBackends reads the S3 endpoint and keys from the environment,
+// and with them set here startGateway needs no t.Setenv (which a parallel
+// test may not call), so tests on the real backend can call t.Parallel().
+func TestMain(m *testing.M) {
+	if ep := os.Getenv("TEST_S3_ENDPOINT"); ep != "" {
+		_ = os.Setenv("AWS_ENDPOINT_URL_S3", ep)
+		if os.Getenv("AWS_REGION") == "" {
+			_ = os.Setenv("AWS_REGION", "us-east-1")
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// useEnv makes sure the environment has k=v for the test: nothing to do
+// when it has it already (TestMain set it), else t.Setenv, restored at the
+// end of the test. A parallel test reaching t.Setenv panics: it would
+// change the environment under the tests running beside it.
+func useEnv(t *testing.T, k, v string) {
+	t.Helper()
+	if os.Getenv(k) != v {
+		t.Setenv(k, v)
+	}
+}
+
 // startGateway runs a gateway on the given backend with settings changed by
 // mod. Each call gets its own bucket / Redis namespace / data dir.
 func startGateway(t *testing.T, be backend, mod func(*config.Config)) *gw {
@@ -56,10 +81,10 @@ func startGatewayLogging(t *testing.T, be backend, mod func(*config.Config), log
 	cfg.DataDir = t.TempDir()
 	if be == real {
 		s3 := testenv.S3(t)
-		t.Setenv("AWS_ENDPOINT_URL_S3", s3.Endpoint)
-		t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
-		t.Setenv("AWS_REGION", s3.Region)
+		useEnv(t, "AWS_ENDPOINT_URL_S3", s3.Endpoint)
+		useEnv(t, "AWS_ACCESS_KEY_ID", s3.AccessKey)
+		useEnv(t, "AWS_SECRET_ACCESS_KEY", s3.SecretKey)
+		useEnv(t, "AWS_REGION", s3.Region)
 		cfg.S3Bucket = s3.Bucket
 		cfg.S3PathStyle = true
 		cfg.RedisURL = testenv.RedisURL(t)

@@ -53,8 +53,10 @@ func removed(rep operator.GCReport, key string) bool {
 // every byte; new requests get 410; gc leaves the object while it is read
 // and removes it on the first run after the reader is done.
 func TestDownloadSurvivesDeleteExpungeAndGC(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, func(c *config.Config) { c.DownloadMode = config.ModeStream })
 			data := payload(24 << 20) // far more than the sockets buffer
 			id := g.upload(data, "application/octet-stream")
@@ -113,8 +115,10 @@ func TestDownloadSurvivesDeleteExpungeAndGC(t *testing.T) {
 // TestDownloadSurvivesExpiry: a download of a Binary that expires while it
 // streams runs to its end, though gc runs after the expiry.
 func TestDownloadSurvivesExpiry(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, func(c *config.Config) { c.DownloadMode = config.ModeStream })
 			data := payload(24 << 20)
 			// The expiry must come after the create ends: on a busy machine
@@ -158,6 +162,7 @@ func TestDownloadSurvivesExpiry(t *testing.T) {
 // whose holder died without releasing it ends by itself, so gc is not
 // blocked for good.
 func TestLeaseOfAnotherProcess(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, real, nil)
 	id := g.upload([]byte("short-lived"), "text/plain")
 	cur, _ := g.be.Catalog.Get(t.Context(), storage.Ref{ID: id})

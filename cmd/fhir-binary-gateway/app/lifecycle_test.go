@@ -108,8 +108,10 @@ func TestVersionReadChecksItsOwnLabel(t *testing.T) {
 // v2 gives the Binary one; a redirect for v1 is signed to die with it, and
 // after the expiry every version answers 410.
 func TestOldVersionURLDiesWithTheBinary(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, func(c *config.Config) { c.DownloadMode = config.ModeRedirect; c.PresignTTL = time.Hour })
 			id := g.upload([]byte("version one, kept for good"), "text/plain")
 			expires := time.Now().Add(8 * time.Second).UTC().Truncate(time.Second)
@@ -321,6 +323,7 @@ func TestMaximumRetention(t *testing.T) {
 // A conditional DELETE racing a conditional update of the same version:
 // exactly one wins, the other answers 412, and the history says which.
 func TestConditionalDeleteRacesUpdate(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
 			g := startGateway(t, be, func(c *config.Config) { c.DownloadMode = config.ModeStream })

@@ -39,6 +39,7 @@ func (b *lockedBuffer) String() string {
 // plain or in base64. X-Request-Id is honoured when plain, replaced when
 // not, and echoed either way, into the log and the AuditEvent too.
 func TestLogsKeepNoSecrets(t *testing.T) {
+	t.Parallel()
 	iss := authtest.New(t)
 	dir := t.TempDir()
 	auditPath := filepath.Join(dir, "audit.jsonl")

@@ -231,8 +231,10 @@ func TestImportManifestAllOrNothing(t *testing.T) {
 // one export (and no other export's), later reads 410; POST
 // /Binary/$expunge?_tag= erases an export.
 func TestConditionalDeleteByTag(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, nil)
 			g.writeExport("job-a")
 			g.writeExport("job-b")
@@ -296,6 +298,7 @@ func TestConditionalDeleteByTag(t *testing.T) {
 // the ndjson; the export server then deletes the export by its tag and
 // every url answers 410. Importing is for trusted clients only.
 func TestBulkDataFlowOfTheSeeds(t *testing.T) {
+	t.Parallel()
 	iss := authtest.New(t)
 	g, audit := jwtGateway(t, iss, nil)
 	files := g.writeExport("job-seed")

@@ -54,6 +54,7 @@ func metricValue(body []byte, name string, labels ...string) float64 {
 // and the store and catalog latencies, and counts no failure for the
 // hang-up.
 func TestMetricsAfterRealRequests(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, real, func(c *config.Config) {
 		c.DownloadMode = config.ModeAuto
 		c.RedirectMinSize = 8 << 20

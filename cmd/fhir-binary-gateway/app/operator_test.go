@@ -140,8 +140,10 @@ func mustRedisOptions(t *testing.T, u string) *redis.Options {
 
 // An upload cut off mid-body leaves neither an object nor a record.
 func TestAbortedUploadLeavesNothing(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, nil)
 			u, _ := url.Parse(g.url)
 			conn, err := net.Dial("tcp", u.Host)
@@ -165,8 +167,10 @@ func TestAbortedUploadLeavesNothing(t *testing.T) {
 }
 
 func TestGC(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, nil)
 			ctx := context.Background()
 			keep := g.upload([]byte("keep me"), "text/plain")

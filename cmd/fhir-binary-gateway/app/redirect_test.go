@@ -144,8 +144,10 @@ func presignedLife(t *testing.T, loc string) time.Duration {
 }
 
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, func(c *config.Config) {
 				c.DownloadMode = config.ModeRedirect
 				c.PresignTTL = time.Hour
@@ -192,8 +194,10 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestTooLargeLeavesNothing(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, func(c *config.Config) { c.MaxUploadSize = multipartPayload })
 			// Chunked (no Content-Length): the limit is found while streaming,
 			// after several S3 parts went up.
@@ -280,8 +284,10 @@ func TestMetadataAndHealth(t *testing.T) {
 // upload): it must not answer success for a file already gone. The second
 // half is sent once the expiry has passed, whatever the machine's speed.
 func TestExpiryPassingMidUpload(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			g := startGateway(t, be, nil)
 			expires := time.Now().Add(3 * time.Second)
 			pr, pw := io.Pipe()
