@@ -60,7 +60,11 @@ else
 	if [ -n "$plugin_dir" ]; then printf '%s\n' "$plugin_dir" >"$CACHE"; fi
 fi
 
-"$TERRAFORM" version | head -n1
+# Not `terraform version | head -n1`: head closing the pipe early can kill
+# terraform with SIGPIPE, and pipefail then ends this script without a word
+# (a soak run beside a second make test did exactly that).
+tf_version="$("$TERRAFORM" version)" || die "terraform version failed"
+printf '%s\n' "${tf_version%%$'\n'*}"
 say "terraform fmt -check -recursive terraform"
 "$TERRAFORM" fmt -check -recursive -diff "$TF_ROOT" || die "terraform fmt: files above are not formatted (run make tf-fmt)"
 
