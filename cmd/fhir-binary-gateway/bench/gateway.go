@@ -308,3 +308,21 @@ func postBinary(ctx context.Context, c *http.Client, gw string, size int64, body
 	}
 	return id, nil
 }
+
+// readsBack says what a ranged GET of Binary id through the gateway answers:
+// a diagnosis for when the bucket listing does not show the object.
+func readsBack(ctx context.Context, c *http.Client, gw, id string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, gw+"/Binary/"+id, nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Accept", "application/octet-stream")
+	req.Header.Set("Range", "bytes=0-0")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	return fmt.Sprintf("%s, %d byte(s), Content-Range %q", resp.Status, len(b), resp.Header.Get("Content-Range"))
+}

@@ -312,8 +312,13 @@ func (r *onS3) upload(ctx context.Context, path string, size int64, ups map[stri
 		// The direct path downloads the gateway's object; this one goes.
 		_, err = r.be.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.be.Bucket), Key: aws.String(fmt.Sprintf("bench-direct/%d", salt))})
 	case path == pGateway && set.GatewayID == "":
-		set.GatewayID = id
-		set.Key, err = r.be.objectKeyOf(ctx, id)
+		// Both or neither: a later cell must never read an empty key.
+		var key string
+		if key, err = r.be.objectKeyOf(ctx, id); err == nil {
+			set.GatewayID, set.Key = id, key
+		} else {
+			err = fmt.Errorf("%w; the gateway's own read of it: %s", err, readsBack(ctx, c, r.servers[pStream].URL, id))
+		}
 	case path == pTusd && set.TusURL == "":
 		set.TusURL = tus
 	case path == pRegistry && set.RegistryBlob == "":

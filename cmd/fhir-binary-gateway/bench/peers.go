@@ -140,7 +140,13 @@ func startTusd(ctx context.Context, bin string, b *backend, dir string) (*proc, 
 	}
 	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-base-path", "/files/",
 		"-s3-bucket", b.Bucket, "-s3-endpoint", b.Endpoint, "-s3-object-prefix", "tusd/",
-		"-verbose=false", "-show-startup-logs=false", "-expose-metrics=false")
+		"-verbose=false", "-show-startup-logs=false", "-expose-metrics=false",
+		// tusd locks an upload for every GET and asks the holder to let go
+		// when another GET of it arrives: concurrent downloads of one upload
+		// run one after another, and with the defaults (20 s to get the lock,
+		// 10 s for the holder to finish) 16 × 1 GiB end in ERR_LOCK_TIMEOUT or
+		// a cut body. Long enough that each GET finishes whole.
+		"-acquire-lock-timeout=30m", "-request-completion-timeout=30m")
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") {

@@ -222,7 +222,7 @@ func machineTable(p printer, r *results) {
 	}
 	p("| Redis | %s, no persistence, from `scripts/services.sh` |", orDash(m.Redis))
 	p("| distribution registry | `%s` (`go install …/distribution/v3/cmd/registry`), S3 driver, Redis blob-descriptor cache |", orDash(r.Peers.RegistryVersion))
-	p("| tusd | `%s` (`go install …/tusd/v2/cmd/tusd`), S3 store, default part size and 10 parts in flight |", orDash(r.Peers.TusdVersion))
+	p("| tusd | `%s` (`go install …/tusd/v2/cmd/tusd`), S3 store, default part size and 10 parts in flight; tusd locks an upload for each GET, so concurrent GETs of one upload run one after another (its lock and completion timeouts raised to 30 min so each finishes whole) |", orDash(r.Peers.TusdVersion))
 }
 
 func reproduce(p printer, r *results) {

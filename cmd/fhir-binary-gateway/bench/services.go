@@ -164,21 +164,38 @@ func (s *backend) removeBucket(ctx context.Context) error {
 }
 
 // objectKeyOf finds the S3 key the gateway wrote a Binary's bytes under
-// (binaries/{tenant}/{id}/v{n}-{random}).
+// (binaries/{tenant}/{id}/v{n}-{random}). It lists a few times, a bounded
+// while apart: once (on a loaded run, versitygw) a listing right after a
+// 1 GiB create did not show the object yet.
 func (s *backend) objectKeyOf(ctx context.Context, id string) (string, error) {
-	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String("binaries/")})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return "", err
+	var listed int
+	for try := range 10 {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
-		for _, o := range page.Contents {
-			if strings.Contains(aws.ToString(o.Key), "/"+id+"/") {
-				return aws.ToString(o.Key), nil
+		listed = 0
+		p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String("binaries/")})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return "", err
+			}
+			for _, o := range page.Contents {
+				listed++
+				if strings.Contains(aws.ToString(o.Key), "/"+id+"/") {
+					if try > 0 {
+						logf("%s: the object of Binary %s was listed on try %d", s.Name, id, try+1)
+					}
+					return aws.ToString(o.Key), nil
+				}
 			}
 		}
 	}
-	return "", fmt.Errorf("no object in bucket %s for Binary %s", s.Bucket, id)
+	return "", fmt.Errorf("no object in bucket %s for Binary %s (10 listings over 4.5 s; the last listed %d keys under binaries/)", s.Bucket, id, listed)
 }
 
 // presignGet signs a GET of key for the direct path.
