@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -187,4 +188,67 @@ func TestFHIRJSONBodyTypes(t *testing.T) {
 			t.Errorf("%q is taken as a Binary resource", ct)
 		}
 	}
+}
+
+// Binary.data is read in runs between escapes: whatever the escapes and
+// wherever the reader's chunks (and the 64 KiB buffer) end, the bytes come
+// out whole, and an error says where it is in the body.
+func TestBinaryParserDataAcrossChunks(t *testing.T) {
+	raw := make([]byte, 300<<10)
+	for i := range raw {
+		raw[i] = byte(i*7 + i/251)
+	}
+	enc := base64.StdEncoding.EncodeToString(raw)
+	// As a JSON encoder may write it: every / escaped, a line break every
+	// 76 characters (MIME), one at the very end.
+	var esc strings.Builder
+	for i := 0; i < len(enc); i += 76 {
+		esc.WriteString(strings.ReplaceAll(enc[i:min(i+76, len(enc))], "/", `\/`))
+		esc.WriteString(`\r\n`)
+	}
+	head := `{"resourceType":"Binary","contentType":"application/octet-stream","data":"`
+	body := head + esc.String() + `","id":"x1"}`
+	readers := map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"one byte": iotest.OneByteReader,
+		"halves":   iotest.HalfReader,
+		"odd":      func(r io.Reader) io.Reader { return &oddReader{r: r} },
+	}
+	for name, wrap := range readers {
+		t.Run(name, func(t *testing.T) {
+			p := newBinaryParser(wrap(strings.NewReader(body)))
+			if has, err := p.head(); err != nil || !has {
+				t.Fatalf("head: %v, %v", has, err)
+			}
+			data, err := io.ReadAll(p.data())
+			if err != nil || !bytes.Equal(data, raw) {
+				t.Fatalf("data: %v; %d bytes, equal %v", err, len(data), bytes.Equal(data, raw))
+			}
+			if err := p.tail(); err != nil || p.f.ID != "x1" {
+				t.Fatalf("tail: %v, id %q", err, p.f.ID)
+			}
+		})
+	}
+	// A bad escape deep in data names its byte.
+	at := len(head) + 100000
+	bad := body[:at] + `\t` + body[at:]
+	_, _, err := parseBinary(bad)
+	if err == nil || !strings.Contains(err.Error(), "unexpected escape") {
+		t.Fatalf("bad escape: %v", err)
+	}
+	// A body cut inside data is the client's error, not a short file.
+	if _, _, err := parseBinary(body[:len(head)+5000]); !errors.Is(err, errBadBody) {
+		t.Fatalf("cut body: %v", err)
+	}
+}
+
+// oddReader hands out 1, 2, 3, … 97 bytes per Read, then again.
+type oddReader struct {
+	r io.Reader
+	n int
+}
+
+func (o *oddReader) Read(p []byte) (int, error) {
+	o.n = o.n%97 + 1
+	return o.r.Read(p[:min(len(p), o.n)])
 }
