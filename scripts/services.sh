@@ -186,7 +186,7 @@ start_s3() {
 		case "$TEST_S3_SERVER" in
 		versitygw)
 			ROOT_ACCESS_KEY="$S3_USER" ROOT_SECRET_KEY="$S3_PASSWORD" \
-				nohup "$S3_BIN" --port "127.0.0.1:$port" --quiet posix "$STATE/s3-data" \
+				nohup "$S3_BIN" --port "127.0.0.1:$port" --quiet --keep-alive posix "$STATE/s3-data" \
 				>"$STATE/s3.log" 2>&1 </dev/null &
 			;;
 		minio)

@@ -255,7 +255,7 @@ func (b *bench) onBackend(ctx context.Context, name string) error {
 		be = b.svc.MinIO
 	case "versitygw":
 		var err error
-		logf("starting versitygw %s (posix backend)", b.peers.VersityGWVersion)
+		logf("starting versitygw %s (posix backend, --keep-alive)", b.peers.VersityGWVersion)
 		if be, err = startVersityGW(ctx, b.peers.VersityGW, b.peers.VersityGWVersion, filepath.Join(b.tmp, "versitygw"), b.svc.Region); err != nil {
 			return err
 		}

@@ -61,7 +61,10 @@ func startVersityGW(ctx context.Context, bin, version, dir, region string) (*bac
 	}
 	b := &backend{Name: "versitygw", Version: version, AccessKey: "bench" + randomHex(4), SecretKey: randomHex(16), Region: region, RedisDB: 2}
 	b.Endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--port", "127.0.0.1:"+strconv.Itoa(port), "--region", region, "--quiet", "posix", dir)
+	// --keep-alive: without it versitygw closes every connection after one
+	// answer (Connection: close), so every path dials for every request,
+	// unlike S3 itself and MinIO.
+	cmd := exec.Command(bin, "--port", "127.0.0.1:"+strconv.Itoa(port), "--region", region, "--quiet", "--keep-alive", "posix", dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+b.AccessKey, "ROOT_SECRET_ACCESS_KEY="+b.SecretKey)
 	b.Proc, err = startProc(ctx, "versitygw", cmd, b.Endpoint, func(ctx context.Context, base string) (bool, string) {
 		// Any S3 answer (403 to an unsigned list) means it serves.

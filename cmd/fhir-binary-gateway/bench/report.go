@@ -217,7 +217,7 @@ func machineTable(p printer, r *results) {
 		case "MinIO":
 			p("| S3: MinIO | `%s`, single drive on the local disk, from `scripts/services.sh` |", orDash(be.Version))
 		default:
-			p("| S3: versitygw | `%s`, posix backend on the local disk, from `scripts/bench-peers.sh` |", orDash(be.Version))
+			p("| S3: versitygw | `%s`, posix backend on the local disk, `--keep-alive` (its default closes every connection after one answer), from `scripts/bench-peers.sh` |", orDash(be.Version))
 		}
 	}
 	p("| Redis | %s, no persistence, from `scripts/services.sh` |", orDash(m.Redis))
