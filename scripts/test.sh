@@ -16,8 +16,11 @@
 #     every package go vet compiled instead of compiling them all again, and
 #     go test runs no second vet (-vet=off: go vet ./... already ran every
 #     analyzer go test's would, and more);
-#   - the binary the CLI and fault tests run (no -race) is built once,
-#     beside go vet;
+#   - the binary the CLI and fault tests run (and make run, in the tests
+#     that run it) is built with -race too (testenv.GoBuild, GO_BUILD_RACE):
+#     it only links what go vet compiled, where a build without -race
+#     compiled every package a second time (137 CPU-s of a fresh clone's
+#     run on two cores);
 #   - the LocalStack init check runs beside go test.
 # The server binary is kept in .cache/bin and node_modules in
 # gateway/conformance (both ignored by git); the Go build cache does the rest
@@ -105,12 +108,6 @@ else
 fi
 # Terraform's checks need no servers: from the start, beside everything else.
 bg "terraform validate + test" scripts/terraform-check.sh
-# The tests that run the real binary (cmd/fhir-binary-gateway, faults) build
-# it with build.sh's flags (CGO_ENABLED=0 -trimpath); two test binaries
-# doing that at once on a cold cache would each compile every package.
-# Compiled here once, beside go vet, they only link (and so does make run).
-bg "gateway binary" env CGO_ENABLED=0 go build -trimpath -o .services/fhir-binary-gateway ./cmd/fhir-binary-gateway
-
 # -race as go test below: the packages go vet compiles are the ones go test needs.
 step "go vet" go vet -race ./...
 
@@ -120,7 +117,6 @@ if [ -n "$install_pid" ] && ! wait "$install_pid"; then
 	exit 1
 fi
 scripts/services.sh up
-bg_step "gateway binary"
 
 # The env file's exports reach go test (and through it testenv) and the checks below.
 set -a

@@ -17,11 +17,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fhir-binary-gateway/storage/testenv"
 )
 
-// The command is compiled once per test run, with scripts/build.sh's flags
-// (-trimpath, CGO_ENABLED=0) so that the packages' compile is shared with
-// make run and the fault tests, and a version stamped as make build does.
+// The command is compiled once per test run, with go test's own -race (see
+// testenv.GoBuild: the packages' compile is shared with go test's and the
+// fault tests'), and a version stamped as make build does.
 var (
 	buildOnce sync.Once
 	buildDir  string
@@ -47,8 +49,9 @@ func buildBinary(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(buildDir, "fhir-binary-gateway")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+testVersion, "-o", buildPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		flags, env := testenv.GoBuild()
+		cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-ldflags", "-X main.version="+testVersion, "-o", buildPath, ".")...)
+		cmd.Env = append(os.Environ(), env...)
 		buildOut, buildErr = cmd.CombinedOutput()
 	})
 	if buildErr != nil {

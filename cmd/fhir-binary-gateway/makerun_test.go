@@ -35,7 +35,8 @@ func shellEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	// build.sh compiles as this go test does (testenv.GoBuild).
+	return append(env, testenv.BuildScriptEnv()...)
 }
 
 // devRun is `make run` (or the script it calls) started as from a terminal.

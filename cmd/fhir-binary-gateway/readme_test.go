@@ -84,6 +84,7 @@ func TestReadmeTryItWorksPastedInOrder(t *testing.T) {
 	cmd.Dir = work
 	cmd.Env = append(withoutGatewayEnv(), "PATH="+tools+":"+os.Getenv("PATH"),
 		"GATEWAY_LISTEN=127.0.0.1:"+port, "GATEWAY_DATA_DIR="+data)
+	cmd.Env = append(cmd.Env, testenv.BuildScriptEnv()...) // build.sh compiles as this go test does
 	// Its own process group, so that whatever it left running is ended.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

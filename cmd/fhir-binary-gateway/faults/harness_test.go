@@ -47,10 +47,12 @@ func gatewayBinary(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(buildDir, "fhir-binary-gateway")
-		// -trimpath as scripts/build.sh: make run, make build and the tests share
-		// one compile of the packages in the build cache.
-		cmd := exec.Command("go", "build", "-trimpath", "-o", buildPath, "..")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		// With go test's own -race (testenv.GoBuild): the build reuses the
+		// packages go test compiled, and the gateway runs under the race
+		// detector through every fault.
+		flags, env := testenv.GoBuild()
+		cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", buildPath, "..")...)
+		cmd.Env = append(os.Environ(), env...)
 		buildOut, buildErr = cmd.CombinedOutput()
 	})
 	if buildErr != nil {
