@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"fhir-binary-gateway/presign/s3presign"
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/fsstore"
 	"fhir-binary-gateway/storage/s3store"
@@ -50,7 +51,13 @@ func fileStore(t testing.TB) storage.ObjectStore {
 	return st
 }
 
-func s3Store(t testing.TB) storage.ObjectStore {
+func s3Store(t testing.TB) storage.ObjectStore { return newS3Store(t, false) }
+
+// splicedS3Store reads through the store's own GETs on presigned URLs, as
+// the gateway does on a plain-HTTP endpoint (GATEWAY_S3_SPLICE=auto).
+func splicedS3Store(t testing.TB) storage.ObjectStore { return newS3Store(t, true) }
+
+func newS3Store(t testing.TB, spliced bool) storage.ObjectStore {
 	env := testenv.S3(t)
 	st, err := s3store.New(context.Background(), s3store.Options{
 		Bucket: env.Bucket, Prefix: "gw/", PathStyle: true,
@@ -58,6 +65,11 @@ func s3Store(t testing.TB) storage.ObjectStore {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if spliced {
+		if ok, why := st.SpliceReads(context.Background(), s3presign.New(st, "")); !ok {
+			t.Fatalf("spliced reads: %s", why)
+		}
 	}
 	return st
 }
@@ -98,7 +110,7 @@ func noneLeft(t *testing.T, before int, r readAhead, f *faultyObjects) {
 // chunk, one more, several chunks and a tail; readBack itself (8 MiB
 // chunks) on two chunks and a tail.
 func TestReadBackHashesTheObjectInOrder(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) storage.ObjectStore{"files": fileStore, "s3": s3Store} {
+	for name, open := range map[string]func(testing.TB) storage.ObjectStore{"files": fileStore, "s3": s3Store, "s3 spliced": splicedS3Store} {
 		t.Run(name, func(t *testing.T) {
 			objects := open(t)
 			r := testReadAhead()
