@@ -50,8 +50,9 @@ func BenchmarkReadBack(b *testing.B) {
 	b.Run("sha256-floor", func(b *testing.B) {
 		measure(b, size, func() (string, error) { return sumOf(body), nil }, want)
 	})
-	stores := map[string]func(testing.TB) storage.ObjectStore{"files": fileStore, "s3": s3Store, "s3-spliced": splicedS3Store}
-	for _, name := range []string{"files", "s3", "s3-spliced"} {
+	stores := map[string]func(testing.TB) storage.ObjectStore{"files": fileStore, "s3": s3Store, "s3-spliced": splicedS3Store,
+		"files-128MiBps-per-read": func(t testing.TB) storage.ObjectStore { return paced{fileStore(t), 128 << 20} }}
+	for _, name := range []string{"files", "files-128MiBps-per-read", "s3", "s3-spliced"} {
 		b.Run(name, func(b *testing.B) {
 			objects := stores[name](b)
 			put(b, objects, "binaries/bench", body)
@@ -91,4 +92,35 @@ func measure(b *testing.B, size int64, hash func() (string, error), want string)
 	gibs := float64(size) * float64(b.N) / (1 << 30)
 	b.ReportMetric(time.Since(start).Seconds()/gibs, "wall-s/GiB")
 	b.ReportMetric((processCPU()-cpu).Seconds()/gibs, "cpu-s/GiB")
+}
+
+// paced is a store whose every read streams at most rate bytes a second,
+// as one connection to a remote S3 does (tens to a hundred or two MiB/s
+// per connection on AWS), whereas loopback streams at memory speed.
+type paced struct {
+	storage.ObjectStore
+	rate int64
+}
+
+func (p paced) Open(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	rc, err := p.ObjectStore.Open(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return &pacedReader{ReadCloser: rc, rate: p.rate, start: time.Now()}, nil
+}
+
+type pacedReader struct {
+	io.ReadCloser
+	rate  int64
+	start time.Time
+	read  int64
+}
+
+func (r *pacedReader) Read(p []byte) (int, error) {
+	p = p[:min(len(p), 1<<20)]
+	n, err := r.ReadCloser.Read(p)
+	r.read += int64(n)
+	time.Sleep(time.Until(r.start.Add(time.Duration(float64(r.read) / float64(r.rate) * float64(time.Second)))))
+	return n, err
 }
