@@ -2,11 +2,8 @@ package lifecycle
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"fhir-binary-gateway/storage"
@@ -17,11 +14,6 @@ import (
 // presigned UploadPart URLs. Completing joins them inside the store
 // (CompleteMultipartUpload) and reads the object back once to hash it,
 // the only pass of the gateway over the bytes.
-
-// readBackBuffer is the read size of complete's one pass over the joined
-// object: reads of 1 MiB, not io.Copy's 32 KiB, spend a fifth less CPU per
-// GiB on loopback.
-const readBackBuffer = 1 << 20
 
 // multipartParts lists the parts of s's multipart upload. When the upload
 // is no more but its object is there, a complete joined the parts and did
@@ -100,24 +92,6 @@ func (u *Uploads) completeMultipart(ctx context.Context, s storage.UploadSession
 		return b, u.reopen(actx, s, digestMismatch(sum, s.SHA256))
 	}
 	return u.verified(ctx, s, b)
-}
-
-// readBack reads the object at key once and returns its size and SHA-256.
-func (u *Uploads) readBack(ctx context.Context, key string) (int64, string, error) {
-	rc, err := u.l.objects.Open(ctx, key, 0, -1)
-	if errors.Is(err, storage.ErrInvalidRange) {
-		return 0, hex.EncodeToString(sha256.New().Sum(nil)), nil // empty
-	}
-	if err != nil {
-		return 0, "", err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, rc, make([]byte, readBackBuffer))
-	if err != nil {
-		return n, "", err
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // reopen turns the joined object of s back into an open multipart upload

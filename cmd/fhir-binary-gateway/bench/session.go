@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -42,6 +43,29 @@ type sessionRow struct {
 	Complete       time.Duration // the gateway's complete (POST <upload>), all repetitions
 	CompleteCPU    time.Duration // the gateway's CPU over those completes
 	SessionCPU     time.Duration // the gateway's CPU over whole sessions (open, parts, complete)
+	// HashPerGiB is this machine's SHA-256 of one GiB (crypto/sha256, from
+	// memory, the best of a few runs): no complete can be faster, since it
+	// hashes every byte, and no session either, which also waits for the
+	// upload client's own pass for its Repr-Digest.
+	HashPerGiB time.Duration
+}
+
+// sha256PerGiB times crypto/sha256 over an in-memory 64 MiB buffer, the
+// best of three, scaled to a GiB: the floor of hashing on this machine
+// when nothing else runs.
+func sha256PerGiB() time.Duration {
+	buf := make([]byte, 64*mib)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	sha256.Sum256(buf) // warm: pages, caches
+	best := time.Duration(1<<63 - 1)
+	for range 3 {
+		start := time.Now()
+		sha256.Sum256(buf)
+		best = min(best, time.Since(start))
+	}
+	return best * (gib / (64 * mib))
 }
 
 // sessionUploads uploads one file through a session and directly, in
@@ -67,7 +91,7 @@ func (r *onS3) sessionUploads(ctx context.Context) error {
 		})
 	})
 	gw := r.servers[pStream]
-	row := &sessionRow{Size: size, PartSize: partSize, InFlight: sessionInFlight, Paths: map[string]*transferResult{}}
+	row := &sessionRow{Size: size, PartSize: partSize, InFlight: sessionInFlight, Paths: map[string]*transferResult{}, HashPerGiB: sha256PerGiB()}
 	for _, p := range sessionPaths {
 		row.Paths[p] = &transferResult{}
 	}
@@ -128,14 +152,41 @@ func (r *onS3) sessionUploads(ctx context.Context) error {
 		logf("%s session upload %s rep %d (MiB/s): %s", r.be.Name, SizeName(size), rep+1, strings.Join(line, ", "))
 	}
 	r.res.Sessions = append(r.res.Sessions, row)
-	logf("%s session upload %s: %s of direct multipart (target ≥ %.2f× %s); complete %.1f s, %.2f gateway CPU-s per GiB; %.2f gateway CPU-s per session", r.be.Name, SizeName(size),
-		Times(row.ratio()), targetSession, Mark(row.ratio() >= targetSession), row.Complete.Seconds()/float64(r.plan.SessionReps), row.completeCPUPerGiB(),
-		row.SessionCPU.Seconds()/float64(r.plan.SessionReps))
+	logf("%s session upload %s: %s of direct multipart (target ≥ %.2f× %s; this machine's ceiling %s with complete's SHA-256 pass of %.2f s, %s with the client's too); complete %.1f s, %.2f gateway CPU-s per GiB; %.2f gateway CPU-s per session", r.be.Name, SizeName(size),
+		Times(row.ratio()), targetSession, Mark(row.ratio() >= targetSession), Times(row.ceiling(1)), row.hashFloor().Seconds(), Times(row.ceiling(2)),
+		row.Complete.Seconds()/float64(r.plan.SessionReps), row.completeCPUPerGiB(), row.SessionCPU.Seconds()/float64(r.plan.SessionReps))
 	return nil
 }
 
 func (s *sessionRow) ratio() float64 {
 	return Ratio(s.Paths[pSession].MiBps(), s.Paths[pSessionDirect].MiBps())
+}
+
+// hashFloor is the SHA-256 of one file on this machine.
+func (s *sessionRow) hashFloor() time.Duration {
+	return time.Duration(float64(s.HashPerGiB) * float64(s.Size) / gib)
+}
+
+// ceiling is the best session ÷ direct this machine allows: a session
+// moves the parts no faster than the direct upload and then waits for
+// passes SHA-256 passes over the file that the direct upload never makes
+// (1: complete's read-back; 2: the upload client's Repr-Digest as well).
+// 0 when either is unmeasured.
+func (s *sessionRow) ceiling(passes int) float64 {
+	d := s.Paths[pSessionDirect]
+	if d.Count == 0 || d.Elapsed <= 0 || s.HashPerGiB <= 0 {
+		return 0
+	}
+	direct := d.Elapsed.Seconds() / float64(d.Count)
+	return direct / (direct + float64(passes)*s.hashFloor().Seconds())
+}
+
+// ceilingText prints the two ceilings, or "–" when unmeasured.
+func (s *sessionRow) ceilingText() string {
+	if s.ceiling(1) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s)", Times(s.ceiling(1)), Times(s.ceiling(2)))
 }
 
 func (s *sessionRow) completeCPUPerGiB() float64 {
@@ -172,12 +223,18 @@ func sessionTable(p printer, be *backendResult) {
 	p("part's arrival to the Binary; its CPU is the gateway process's over that time; session CPU is the")
 	p("gateway's over the whole session.")
 	p("")
-	p("| file | part size | in flight | reps | direct multipart MiB/s | session MiB/s | session ÷ direct | target | complete s (mean) | complete gateway CPU-s per GiB | gateway CPU-s per session |")
-	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: | ---: | ---: | ---: |")
+	p("The ceiling is what this machine allows at best: complete hashes every byte (SHA-256, the")
+	p("Binary's hash), which no complete can do faster than crypto/sha256 hashes the file from memory")
+	p("here (timed in this run, 64 MiB, best of three, scaled), so session ÷ direct ≤ direct ÷ (direct +")
+	p("that hash); in brackets, with the `upload` client's own pass for its `Repr-Digest` as well, made")
+	p("before the session opens. A target above the ceiling cannot be met on this machine.")
+	p("")
+	p("| file | part size | in flight | reps | direct multipart MiB/s | session MiB/s | session ÷ direct | ceiling | target | SHA-256 of the file s | complete s (mean) | complete gateway CPU-s per GiB | gateway CPU-s per session |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: | ---: | ---: | ---: | ---: |")
 	for _, s := range be.Sessions {
 		reps := s.Paths[pSession].Count
-		p("| %s | %s | %d | %d | %.0f | %.0f | %s | %s | %.1f | %.2f | %.2f |", SizeName(s.Size), SizeName(s.PartSize), s.InFlight, reps,
-			s.Paths[pSessionDirect].MiBps(), s.Paths[pSession].MiBps(), Times(s.ratio()), Mark(s.ratio() >= targetSession),
-			s.Complete.Seconds()/float64(max(reps, 1)), s.completeCPUPerGiB(), s.SessionCPU.Seconds()/float64(max(reps, 1)))
+		p("| %s | %s | %d | %d | %.0f | %.0f | %s | %s | %s | %.2f | %.1f | %.2f | %.2f |", SizeName(s.Size), SizeName(s.PartSize), s.InFlight, reps,
+			s.Paths[pSessionDirect].MiBps(), s.Paths[pSession].MiBps(), Times(s.ratio()), s.ceilingText(), Mark(s.ratio() >= targetSession),
+			s.hashFloor().Seconds(), s.Complete.Seconds()/float64(max(reps, 1)), s.completeCPUPerGiB(), s.SessionCPU.Seconds()/float64(max(reps, 1)))
 	}
 }
