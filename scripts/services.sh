@@ -150,6 +150,10 @@ stop_pid() { # stop_pid FILE NAME: TERM, then KILL after 10 s; only our own proc
 			kill -9 "$pid" 2>/dev/null || true
 		fi
 		log "stopped $name ($pid)"
+	elif alive "$pid"; then
+		# Another server's pid (down tries each kind in turn): keep the
+		# file for the call that names it, or that server is never stopped.
+		return 0
 	fi
 	rm -f "$file"
 }
