@@ -135,6 +135,9 @@ func (v binaryView) ext(u string) (instant, str string) {
 // wipes the catalog with FLUSHDB, rebuilds it with operator.Reindex (the
 // only part timed), and checks a random sample of 200 and the search total.
 func TestReindex10000Binaries(t *testing.T) {
+	// Parallel: most of its time is waiting on the S3 server (half a core
+	// of CPU), which the other tests of the package can fill.
+	t.Parallel()
 	const (
 		total       = 10000
 		httpCreates = 500

@@ -423,8 +423,10 @@ func TestUploadWrongPartSizeAndDigest(t *testing.T) {
 }
 
 func TestUploadAbortAndExpiry(t *testing.T) {
+	t.Parallel() // most of it is waiting for the session to expire
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
 			// The session lives 8 s: its part URLs are issued only while 2 s
 			// are left, so a loaded machine still gets both before it ends.
 			const ttl = 8 * time.Second
