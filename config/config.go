@@ -122,7 +122,7 @@ func settings() []setting {
 		{"GATEWAY_UPLOAD_SESSION_TTL", "upload-session-ttl", "24h", "longest life of an upload session", func(c *Config, v string) (err error) { c.UploadSessionTTL, err = positiveDuration(v); return }},
 		{"GATEWAY_COMPLETE_TIMEOUT", "complete-timeout", "60s", "longest time an upload session's complete may take (S3 copy and read-back), grown by 1 s per 50 MiB of the upload", func(c *Config, v string) (err error) { c.CompleteTimeout, err = positiveDuration(v); return }},
 		{"GATEWAY_IDLE_TIMEOUT", "idle-timeout", "10m", "how long an idle keep-alive connection stays open (must exceed the load balancer's idle timeout)", func(c *Config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return }},
-		{"GATEWAY_S3_SPLICE", "s3-splice", SpliceAuto, "auto: streamed downloads from a plain-HTTP S3 endpoint are spliced socket to socket; off: read through the SDK", setSplice},
+		{"GATEWAY_S3_SPLICE", "s3-splice", SpliceOff, "off: streamed downloads read through the SDK and a 1 MiB copy; auto: from a plain-HTTP S3 endpoint they are spliced socket to socket (more CPU per GiB in make bench on both S3 servers)", setSplice},
 		{"GATEWAY_MAX_RETENTION", "max-retention", "0", "longest expiry a Binary may have, and the life given to one that names none (0: no cap)", func(c *Config, v string) (err error) { c.MaxRetention, err = nonNegDuration(v); return }},
 	}
 }

@@ -89,3 +89,24 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// Streamed downloads are copied, not spliced, unless GATEWAY_S3_SPLICE=auto:
+// make bench measured splicing dearer per GiB on both S3 servers.
+func TestSpliceIsOffByDefault(t *testing.T) {
+	c, err := Load(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.S3Splice != SpliceOff {
+		t.Fatalf("GATEWAY_S3_SPLICE defaults to %q, want %q", c.S3Splice, SpliceOff)
+	}
+	c, err = Load(nil, func(k string) string {
+		if k == "GATEWAY_S3_SPLICE" {
+			return "auto"
+		}
+		return ""
+	})
+	if err != nil || c.S3Splice != SpliceAuto {
+		t.Fatalf("GATEWAY_S3_SPLICE=auto gives %q, %v", c.S3Splice, err)
+	}
+}
