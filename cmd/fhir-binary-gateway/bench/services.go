@@ -50,6 +50,11 @@ type backend struct {
 	Bucket string
 }
 
+// s3PidFile is where scripts/services.sh keeps its S3 server's pid, under
+// .services/ (whichever server it runs): the CPU meter counts that process
+// as MinIO's, and the machine's description counts it as the run's own.
+const s3PidFile = "s3.pid"
+
 // servicesFromEnv reads what .services/env exports.
 func servicesFromEnv(root string) (*services, error) {
 	m := &backend{
@@ -57,7 +62,7 @@ func servicesFromEnv(root string) (*services, error) {
 		Endpoint:  os.Getenv("TEST_S3_ENDPOINT"),
 		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"),
 		SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
-		Pid:       pidFile(filepath.Join(root, ".services", "minio.pid")),
+		Pid:       pidFile(filepath.Join(root, ".services", s3PidFile)),
 		RedisDB:   1,
 	}
 	s := &services{RedisURL: os.Getenv("TEST_REDIS_URL"), Region: os.Getenv("AWS_REGION"), MinIO: m}
