@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -43,7 +42,7 @@ type encodedBody struct {
 // compressed on the way when the Binary's type is stored gzip, else as is.
 // b.Encoding is set to what the object will hold.
 func (l *Binaries) encode(b *storage.Binary, body io.Reader) encodedBody {
-	content := sha256.New()
+	content := newSHA256()
 	switch {
 	case b.Encoding == storage.EncodingGzip:
 		c := &gzipCheck{src: body, content: content, left: l.o.MaxUploadSize}
