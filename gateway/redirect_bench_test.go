@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"fhir-binary-gateway/gateway/audit"
 	"fhir-binary-gateway/presign/localsign"
 	"fhir-binary-gateway/storage"
 	"fhir-binary-gateway/storage/instrument"
@@ -31,6 +33,7 @@ func BenchmarkRedirect(b *testing.B) {
 		Config: testConfig(b), Objects: &brokenStore{}, Catalog: cat,
 		Presigner: localsign.New([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:    slog.New(slog.DiscardHandler),
+		Audit:     audit.NewWriter(io.Discard, nil), // rendered and written, as GATEWAY_AUDIT_LOG=/dev/null does
 	})
 	req := httptest.NewRequest(http.MethodGet, "/Binary/big/$binary-access-read", nil)
 	b.ReportAllocs()
@@ -57,6 +60,7 @@ func BenchmarkRedirectTraced(b *testing.B) {
 		Config: testConfig(b), Objects: &brokenStore{}, Catalog: cat,
 		Presigner: localsign.New([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:    slog.New(slog.DiscardHandler),
+		Audit:     audit.NewWriter(io.Discard, nil), // rendered and written, as GATEWAY_AUDIT_LOG=/dev/null does
 		Tracer:    tp,
 	})
 	req := httptest.NewRequest(http.MethodGet, "/Binary/big/$binary-access-read", nil)

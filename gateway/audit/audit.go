@@ -4,9 +4,7 @@
 package audit
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -234,8 +232,12 @@ func jsonCost(r rune, size int) int {
 
 // jsonLen is the length of s as encoding/json writes it, quotes aside.
 func jsonLen(s string) int {
-	n := 0
-	for i := 0; i < len(s); {
+	i := 0
+	for i < len(s) && jsonSafe[s[i]] {
+		i++ // the common case: printable ASCII, one byte each
+	}
+	n := i
+	for i < len(s) {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		n += jsonCost(r, size)
 		i += size
@@ -309,14 +311,11 @@ func Line(r Record) ([]byte, error) {
 	return line, err
 }
 
+// render writes the event as encoding/json would with HTML escaping off
+// (so that clip's costs hold: "<" stays one byte), newline included.
 func render(r Record, cutQuery int) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // so that clip's costs hold: "<" stays one byte
-	if err := enc.Encode(event(r, cutQuery)); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	ev := event(r, cutQuery)
+	return append(ev.appendJSON(make([]byte, 0, MaxEvent)), '\n'), nil
 }
 
 // Event renders a record as a FHIR AuditEvent, every field bounded. What
