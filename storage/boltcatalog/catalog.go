@@ -152,8 +152,8 @@ func unavailable(op string, err error) error {
 }
 
 func decode(v []byte) (storage.Binary, error) {
-	var b storage.Binary
-	if err := json.Unmarshal(v, &b); err != nil {
+	b, err := storage.DecodeBinary(v) // copies: v is bbolt's, valid only in the transaction
+	if err != nil {
 		return b, fmt.Errorf("bad record: %w", err)
 	}
 	return b, nil

@@ -403,8 +403,8 @@ func (c *Catalog) Close() error {
 }
 
 func decodeBinary(s string) (storage.Binary, error) {
-	var b storage.Binary
-	if err := json.Unmarshal([]byte(s), &b); err != nil {
+	b, err := storage.DecodeBinary([]byte(s))
+	if err != nil {
 		return storage.Binary{}, fmt.Errorf("rediscatalog: bad record: %w", err)
 	}
 	return b, nil
