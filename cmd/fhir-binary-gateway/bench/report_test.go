@@ -60,6 +60,10 @@ func TestEveryBenchmarkTheREADMECitesIsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	cited := regexp.MustCompile(`\bBenchmark[A-Z]\w*`).FindAllString(string(readme), -1)
+	// Named only by go test's pattern (-bench Redirect, -bench '^Line$').
+	for _, m := range regexp.MustCompile(`-bench\s+'?\^?([A-Z]\w*)`).FindAllStringSubmatch(string(readme), -1) {
+		cited = append(cited, "Benchmark"+m[1])
+	}
 	cited = append(cited, "BenchmarkPresign", "BenchmarkCopyBody")
 	cases := (&bench{}).goBenchCases()
 	for _, name := range cited {
@@ -71,6 +75,32 @@ func TestEveryBenchmarkTheREADMECitesIsRun(t *testing.T) {
 		}
 		if !run {
 			t.Errorf("README.md cites %s, which the gobench section does not run", name)
+		}
+	}
+}
+
+// The request-path benchmarks become one claim each: the 307 handler
+// with and without tracing, the AuditEvent line and the catalog record
+// beside encoding/json.
+func TestReportShowsRequestPathBenchmarks(t *testing.T) {
+	gs := parseGoBench("gateway", []byte(`BenchmarkRedirect-2   	  100000	     30500 ns/op	    3999 B/op	      77 allocs/op
+BenchmarkRedirectTraced-2   	  100000	     41000 ns/op	   11167 B/op	     114 allocs/op
+`))
+	gs = append(gs, parseGoBench("gateway/audit", []byte(`BenchmarkLine-2   	  300000	      3000 ns/op	    1656 B/op	      16 allocs/op
+BenchmarkLineEncodingJSON-2   	  200000	      6000 ns/op	    1864 B/op	      18 allocs/op
+`))...)
+	gs = append(gs, parseGoBench("storage", []byte(`BenchmarkDecodeBinary/DecodeBinary-2   	 1000000	      1500 ns/op	     312 B/op	      14 allocs/op
+BenchmarkDecodeBinary/json.Unmarshal-2   	  200000	      6000 ns/op	     776 B/op	      10 allocs/op
+`))...)
+	md := markdown(&results{GoBench: gs, Plan: plan{GoBenchTime: "1s"}})
+	for _, want := range []string{
+		"a 307 through the whole handler takes 30.5 µs, 77 allocations (3999 B), traced 41.0 µs and 37 allocations more",
+		"an AuditEvent line takes 3.0 µs, 0.50× of encoding/json's 6.0 µs",
+		"a catalog record decodes in 1.5 µs, 0.25× of json.Unmarshal's 6.0 µs",
+		"| storage | `BenchmarkDecodeBinary/json.Unmarshal` | 6000 | – | – | 776 | 10 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in\n%s", want, md)
 		}
 	}
 }

@@ -93,8 +93,14 @@ type goBenchCase struct {
 
 // goBenchCases are every Go benchmark the README cites: BenchmarkPresign
 // (the cost of signing a redirect), BenchmarkCopyBody (the download copy's
-// buffer and the splice) and BenchmarkGzipExport500MB (gzip exports, once;
-// a -quick run makes the export 16 MB).
+// buffer and the splice), BenchmarkRedirect and BenchmarkRedirectTraced
+// (the 307 path through the whole handler, without and with tracing),
+// BenchmarkLine and BenchmarkDecodeBinary (an AuditEvent line and a
+// catalog record, each beside encoding/json doing the same),
+// BenchmarkReadBack (complete's read-back hash of a 256 MiB object, on
+// files and on the services' S3 server, four times each) and
+// BenchmarkGzipExport500MB (gzip exports, once; a -quick run makes the
+// export 16 MB).
 func (b *bench) goBenchCases() []goBenchCase {
 	gzip := goBenchCase{pkg: "./cmd/fhir-binary-gateway/app", bench: "^BenchmarkGzipExport500MB$", benchtime: "1x"}
 	if b.res.Quick {
@@ -103,6 +109,10 @@ func (b *bench) goBenchCases() []goBenchCase {
 	return []goBenchCase{
 		{pkg: "./presign/s3presign", bench: "^BenchmarkPresign$"},
 		{pkg: "./gateway", bench: "^BenchmarkCopyBody$"},
+		{pkg: "./gateway", bench: "^BenchmarkRedirect(Traced)?$"},
+		{pkg: "./gateway/audit", bench: "^BenchmarkLine(EncodingJSON)?$"},
+		{pkg: "./storage", bench: "^BenchmarkDecodeBinary$"},
+		{pkg: "./storage/lifecycle", bench: "^BenchmarkReadBack$", benchtime: "4x"},
 		gzip,
 	}
 }
