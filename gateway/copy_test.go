@@ -118,7 +118,7 @@ func TestCopyContentReturnsTheWriteError(t *testing.T) {
 	if !errors.Is(err, errClientGone) || written != 100 {
 		t.Fatalf("wrote %d, err %v; want 100 and the write error", written, err)
 	}
-	if got := body.n.Load(); got > copyBufferSize {
+	if got := body.n.Load(); got > bigCopyBufferSize {
 		t.Fatalf("read %d bytes of the body after the client failed: more than one buffer", got)
 	}
 }
@@ -152,7 +152,7 @@ func (p *pullingWriter) ReadFrom(r io.Reader) (int64, error) {
 func TestCopyBuffersKeepFewIdle(t *testing.T) {
 	var held [][]byte
 	for range 3 * keptCopyBuffers {
-		held = append(held, getCopyBuffer())
+		held = append(held, getCopyBuffer(copyBufferSize))
 	}
 	for _, b := range held {
 		if len(b) != copyBufferSize {
@@ -165,10 +165,47 @@ func TestCopyBuffersKeepFewIdle(t *testing.T) {
 	}
 }
 
+// TestBigCopyBuffersAreBounded: at most bigCopyBuffers downloads at once
+// copy through a big buffer, only downloads larger than copyBufferSize get
+// one, the rest get copyBufferSize, and a big buffer's slot is free again
+// once it is given back (none is kept idle).
+func TestBigCopyBuffersAreBounded(t *testing.T) {
+	if b := getCopyBuffer(copyBufferSize); len(b) != copyBufferSize {
+		t.Fatalf("a %d-byte download got a %d-byte buffer", copyBufferSize, len(b))
+	} else {
+		putCopyBuffer(b)
+	}
+	var held [][]byte
+	for i := range bigCopyBuffers + 3 {
+		b := getCopyBuffer(1 << 30)
+		want := copyBufferSize
+		if i < bigCopyBuffers {
+			want = bigCopyBufferSize
+		}
+		if len(b) != want {
+			t.Fatalf("download %d at once got a %d-byte buffer, want %d", i+1, len(b), want)
+		}
+		b[0], b[len(b)-1] = 1, 1 // the memory is there to write
+		held = append(held, b)
+	}
+	for _, b := range held {
+		putCopyBuffer(b)
+	}
+	if n := len(bigSlots); n != 0 {
+		t.Fatalf("%d big buffers still counted in use after all were given back", n)
+	}
+	if b := getCopyBuffer(1 << 30); len(b) != bigCopyBufferSize {
+		t.Fatalf("after the burst a large download got %d bytes, want a big buffer again", len(b))
+	} else {
+		putCopyBuffer(b)
+	}
+}
+
 // BenchmarkCopyBody is the README's buffer and splice claims: a download
 // moved between two loopback TCP sockets (S3 → gateway → client) by copies
-// with buffers of 64 KiB, 256 KiB (the former copy), 1 MiB (copyContent)
-// and 2 MiB, and by copyContent's splice (a storage.Splicer body to a
+// with buffers of 64 KiB, 256 KiB, 1 MiB (the buffer of downloads beyond
+// the first bigCopyBuffers at once), 2 MiB and 4 MiB, by copyContent (one
+// download: its 4 MiB big buffer, mapped) and by copyContent's splice (a storage.Splicer body to a
 // writer with a ReadFrom, as a spliced S3 read to net/http's response).
 // Besides MB/s it reports gateway-cpu-s/GiB: the CPU (user + system, the
 // kernel's TCP work included) of the thread that moved the bytes, the
@@ -184,18 +221,16 @@ func BenchmarkCopyBody(b *testing.B) {
 		cp   func(src net.Conn, dst net.Conn) (int64, error)
 	}
 	var ways []way
-	for _, kib := range []int{64, 256, copyBufferSize >> 10, 2048} {
-		name := "buffer/" + strconv.Itoa(kib) + "KiB"
+	for _, kib := range []int{64, 256, copyBufferSize >> 10, 2048, bigCopyBufferSize >> 10} {
 		buf := make([]byte, kib<<10)
-		cp := func(src, dst net.Conn) (int64, error) {
+		ways = append(ways, way{"buffer/" + strconv.Itoa(kib) + "KiB", func(src, dst net.Conn) (int64, error) {
 			return io.CopyBuffer(writerOnly{dst}, io.LimitReader(src, size), buf)
-		}
-		if kib<<10 == copyBufferSize {
-			name += "(copyContent)"
-			cp = func(src, dst net.Conn) (int64, error) { return copyContent(dst, src, size) }
-		}
-		ways = append(ways, way{name, cp})
+		}})
 	}
+	// One download at a time: copyContent's big buffer.
+	ways = append(ways, way{"copyContent(" + strconv.Itoa(bigCopyBufferSize>>10) + "KiB)", func(src, dst net.Conn) (int64, error) {
+		return copyContent(dst, src, size)
+	}})
 	ways = append(ways, way{"splice(copyContent)", func(src, dst net.Conn) (int64, error) {
 		return copyContent(dst, tcpSplicer{src.(*net.TCPConn)}, size)
 	}})
