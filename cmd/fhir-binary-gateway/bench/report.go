@@ -312,31 +312,7 @@ func goBenchTable(p printer, r *results) {
 				m["content-bytes"]/1e6, m["stored-bytes"]/1e6, m["ratio"], m["upload-s"], m["gzip-download-s"], m["gzip-received-s"], m["identity-download-s"])
 		}
 	}
-	find := func(suffix string) *goBench {
-		for i := range r.GoBench {
-			if strings.HasSuffix(r.GoBench[i].Name, suffix) {
-				return &r.GoBench[i]
-			}
-		}
-		return nil
-	}
-	cpu := func(g *goBench) float64 { return g.Metrics["gateway-cpu-s/GiB"] }
-	var claims []string
-	if sdk, direct := find("path-style/sdk"), find("path-style/direct"); sdk != nil && direct != nil {
-		claims = append(claims, fmt.Sprintf("signing a redirect: %.1f µs direct vs %.1f µs through the SDK (%.0f× faster)",
-			direct.NsPerOp/1000, sdk.NsPerOp/1000, Ratio(sdk.NsPerOp, direct.NsPerOp)))
-	}
-	if b256, b1m, cc := find("buffer/256KiB"), find("buffer/1024KiB"), find("copyContent(4096KiB)"); b256 != nil && b1m != nil && cc != nil {
-		claim := fmt.Sprintf("one download's copy (`copyContent`, 4 MiB) moves %s the bytes per second of a 1 MiB buffer (the former copy) and %s of 256 KiB",
-			Times(Ratio(cc.MBps, b1m.MBps)), Times(Ratio(cc.MBps, b256.MBps)))
-		if cpu(cc) > 0 && cpu(b1m) > 0 {
-			claim += fmt.Sprintf(", with %s the CPU per GiB of 1 MiB", Times(Ratio(cpu(cc), cpu(b1m))))
-		}
-		claims = append(claims, claim)
-	}
-	if sp, cc := find("splice(copyContent)"), find("copyContent(4096KiB)"); sp != nil && cc != nil && cpu(sp) > 0 && cpu(cc) > 0 {
-		claims = append(claims, fmt.Sprintf("the splice takes %.2f CPU-s per GiB, %s of the copy's %.2f", cpu(sp), Times(Ratio(cpu(sp), cpu(cc))), cpu(cc)))
-	}
+	// named is the result of one benchmark, by its full name.
 	named := func(name string) *goBench {
 		for i := range r.GoBench {
 			if r.GoBench[i].Name == name {
@@ -344,6 +320,23 @@ func goBenchTable(p printer, r *results) {
 			}
 		}
 		return nil
+	}
+	cpu := func(g *goBench) float64 { return g.Metrics["gateway-cpu-s/GiB"] }
+	var claims []string
+	if sdk, direct := named("BenchmarkPresign/path-style/sdk"), named("BenchmarkPresign/path-style/direct"); sdk != nil && direct != nil {
+		claims = append(claims, fmt.Sprintf("signing a redirect: %.1f µs direct vs %.1f µs through the SDK (%.0f× faster)",
+			direct.NsPerOp/1000, sdk.NsPerOp/1000, Ratio(sdk.NsPerOp, direct.NsPerOp)))
+	}
+	if b256, b1m, cc := named("BenchmarkCopyBody/buffer/256KiB"), named("BenchmarkCopyBody/buffer/1024KiB"), named("BenchmarkCopyBody/copyContent(4096KiB)"); b256 != nil && b1m != nil && cc != nil {
+		claim := fmt.Sprintf("one download's copy (`copyContent`, 4 MiB) moves %s the bytes per second of a 1 MiB buffer (the former copy) and %s of 256 KiB",
+			Times(Ratio(cc.MBps, b1m.MBps)), Times(Ratio(cc.MBps, b256.MBps)))
+		if cpu(cc) > 0 && cpu(b1m) > 0 {
+			claim += fmt.Sprintf(", with %s the CPU per GiB of 1 MiB", Times(Ratio(cpu(cc), cpu(b1m))))
+		}
+		claims = append(claims, claim)
+	}
+	if sp, cc := named("BenchmarkCopyBody/splice(copyContent)"), named("BenchmarkCopyBody/copyContent(4096KiB)"); sp != nil && cc != nil && cpu(sp) > 0 && cpu(cc) > 0 {
+		claims = append(claims, fmt.Sprintf("the splice takes %.2f CPU-s per GiB, %s of the copy's %.2f", cpu(sp), Times(Ratio(cpu(sp), cpu(cc))), cpu(cc)))
 	}
 	if rd, tr := named("BenchmarkRedirect"), named("BenchmarkRedirectTraced"); rd != nil {
 		claim := fmt.Sprintf("a 307 through the whole handler takes %.1f µs, %.0f allocations (%.0f B)", rd.NsPerOp/1000, rd.AllocsPerOp, rd.BytesPerOp)

@@ -93,16 +93,12 @@ BenchmarkLineEncodingJSON-2   	  200000	      6000 ns/op	    1864 B/op	      18 
 BenchmarkDecodeBinary/json.Unmarshal-2   	  200000	      6000 ns/op	     776 B/op	      10 allocs/op
 `))...)
 	md := markdown(&results{GoBench: gs, Plan: plan{GoBenchTime: "1s"}})
-	for _, want := range []string{
+	containsAll(t, md,
 		"a 307 through the whole handler takes 30.5 µs, 77 allocations (3999 B), traced 41.0 µs and 37 allocations more",
 		"an AuditEvent line takes 3.0 µs, 0.50× of encoding/json's 6.0 µs",
 		"a catalog record decodes in 1.5 µs, 0.25× of json.Unmarshal's 6.0 µs",
 		"| storage | `BenchmarkDecodeBinary/json.Unmarshal` | 6000 | – | – | 776 | 10 |",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("no %q in\n%s", want, md)
-		}
-	}
+	)
 }
 
 // A benchmark's own metrics (b.ReportMetric) reach the report: the copy's
@@ -121,16 +117,12 @@ PASS
 		t.Fatalf("parsed %+v", gs)
 	}
 	md := markdown(&results{GoBench: gs, Plan: plan{GoBenchTime: "1s"}})
-	for _, want := range []string{
+	containsAll(t, md,
 		"| gateway | `BenchmarkCopyBody/splice(copyContent)` | 105555153 | 636 | 0.20 | 59 | 1 |",
 		"| s3+redis | 524 | 58.0 | 9.0× | 20.00 | 3.40 | 2.90 | 3.10 |",
 		"one download's copy (`copyContent`, 4 MiB) moves 1.33× the bytes per second of a 1 MiB buffer (the former copy) and 1.13× of 256 KiB, with 0.80× the CPU per GiB of 1 MiB",
 		"the splice takes 0.20 CPU-s per GiB, 0.50× of the copy's 0.40",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("no %q in\n%s", want, md)
-		}
-	}
+	)
 }
 
 // Each download path's time to its headers is reported, with the stream's
@@ -147,11 +139,17 @@ func TestReportShowsTimeToHeaders(t *testing.T) {
 	paths[pStream].CPU = map[string]time.Duration{"gateway": 400 * time.Millisecond, "versitygw": 250 * time.Millisecond, "load generator": 450 * time.Millisecond}
 	be := &backendResult{Name: "versitygw", Downloads: []*downloadRow{{Size: 256 * mib, Clients: 1, Paths: paths}}}
 	md := markdown(&results{Backends: []*backendResult{be}, Plan: plan{CellBudget: 4 * time.Second}})
-	for _, want := range []string{
+	containsAll(t, md,
 		"| 256 MiB | 1 | 2.00 | 6.00 | 2.00 | 2.00 | 2.00 | 2.00 | 4.0% |",
 		"for objects of 64 MiB and more it measured 0.80–0.80× of direct in this run",
 		"whatever else the machine runs): GET 256 MiB × 1 0.72×.",
-	} {
+	)
+}
+
+// containsAll fails t for each of wants that md lacks.
+func containsAll(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q in\n%s", want, md)
 		}
